@@ -1,0 +1,497 @@
+//! What one connected user sees: a DataFusion catalog tree filtered by that user's privileges
+//! and pinned, statement by statement, to one catalog state and one policy.
+//!
+//! Tables the user may not select do not exist here (planning fails with "relation does not
+//! exist", 42P01), in `information_schema` and `pg_catalog` alike. Visibility is the first line;
+//! the plan-level enforcement in `sql` is the second and decides columns, filters and masks.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, SchemaProvider, Session, TableProvider,
+};
+use datafusion::common::{Constraints, DataFusionError, Result, Statistics};
+use datafusion::datasource::TableType;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use parking_lot::RwLock;
+
+use super::registry::{CatalogState, Registry, TableEntry, TableStatus};
+use super::system;
+use crate::policy::{PolicySnapshot, PolicyStore, Principal, TableAccess};
+
+/// Lowercase name under which DataFusion sees the database.
+pub const CATALOG_NAME: &str = "ikhospital_dw";
+
+/// Name of the virtual schema that resolves unqualified table names through `search_path`.
+/// It is the session's default schema and is never listed.
+pub const SEARCH_PATH_SCHEMA: &str = "$search_path";
+
+/// Everything a statement reads about the catalog and the policy, captured once at its start.
+#[derive(Debug, Clone)]
+pub struct Pinned {
+    /// The catalog state.
+    pub catalog: Arc<CatalogState>,
+    /// The policy.
+    pub policy: Arc<PolicySnapshot>,
+    /// The user with their roles under that policy.
+    pub principal: Principal,
+}
+
+impl Pinned {
+    /// What the principal may read of a table.
+    pub fn access(&self, entry: &TableEntry) -> TableAccess {
+        self.policy.policy.table_access(
+            &self.principal,
+            &entry.schema,
+            &entry.name,
+            &entry.column_names(),
+        )
+    }
+
+    /// Whether the principal can see the table at all.
+    pub fn table_visible(&self, entry: &TableEntry) -> bool {
+        match &entry.status {
+            TableStatus::Ready(_) => self.access(entry).visible(),
+            // A broken table has no known columns: show it if the table itself is granted, so
+            // the user gets the real error rather than "does not exist".
+            TableStatus::Broken(_) => self
+                .policy
+                .policy
+                .table_access(&self.principal, &entry.schema, &entry.name, &["*".to_string()])
+                .visible(),
+        }
+    }
+
+    /// Whether the principal can see a schema.
+    pub fn schema_visible(&self, schema: &str) -> bool {
+        if schema == crate::policy::SYSTEM_SCHEMA {
+            return self.sys_visible();
+        }
+        self.catalog.schemas.contains(schema)
+            && (self.policy.policy.schema_granted(&self.principal, schema)
+                || self
+                    .catalog
+                    .tables_in(schema)
+                    .any(|entry| self.table_visible(entry)))
+    }
+
+    /// Whether the system schema `sys` (audit) is visible.
+    pub fn sys_visible(&self) -> bool {
+        system::SYS_TABLES.iter().any(|(name, columns)| {
+            self.policy
+                .policy
+                .table_access(
+                    &self.principal,
+                    crate::policy::SYSTEM_SCHEMA,
+                    name,
+                    &columns.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                )
+                .visible()
+        })
+    }
+}
+
+/// Session settings the catalogs depend on.
+#[derive(Debug, Clone)]
+pub struct CatalogSettings {
+    /// Schemas searched for unqualified names, in order (`pg_catalog` is always searched first).
+    pub search_path: Vec<String>,
+    /// Every session setting by name (what `SHOW` and `pg_settings` report).
+    pub values: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for CatalogSettings {
+    fn default() -> Self {
+        CatalogSettings {
+            search_path: vec!["dbo".to_string()],
+            values: Default::default(),
+        }
+    }
+}
+
+/// The per-connection catalog: registry + policy + user, pinned per statement.
+#[derive(Debug)]
+pub struct SessionCatalog {
+    registry: Arc<Registry>,
+    policies: Arc<PolicyStore>,
+    user: String,
+    pinned: RwLock<Arc<Pinned>>,
+    settings: RwLock<CatalogSettings>,
+    /// Shared system state (audit log, server facts) for the system tables.
+    system: Arc<system::SystemContext>,
+}
+
+/// The user of a session is no longer allowed to log in (removed, disabled or expired).
+#[derive(Debug, thiserror::Error)]
+#[error("user \"{0}\" no longer exists or is not allowed to log in")]
+pub struct LoginRevoked(pub String);
+
+impl SessionCatalog {
+    /// A catalog for `user`, pinned to the current state.
+    pub fn new(
+        registry: Arc<Registry>,
+        policies: Arc<PolicyStore>,
+        user: &str,
+        system: Arc<system::SystemContext>,
+    ) -> std::result::Result<Arc<SessionCatalog>, LoginRevoked> {
+        let pinned = pin(&registry, &policies, user)?;
+        Ok(Arc::new(SessionCatalog {
+            registry,
+            policies,
+            user: user.to_string(),
+            pinned: RwLock::new(Arc::new(pinned)),
+            settings: RwLock::new(CatalogSettings::default()),
+            system,
+        }))
+    }
+
+    /// Captures the current catalog state and policy for the next statement.
+    pub fn pin(&self) -> std::result::Result<Arc<Pinned>, LoginRevoked> {
+        let pinned = Arc::new(pin(&self.registry, &self.policies, &self.user)?);
+        *self.pinned.write() = pinned.clone();
+        Ok(pinned)
+    }
+
+    /// What the current statement sees.
+    pub fn pinned(&self) -> Arc<Pinned> {
+        self.pinned.read().clone()
+    }
+
+    /// The session's user as named in the policy.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Shared system state.
+    pub fn system(&self) -> &Arc<system::SystemContext> {
+        &self.system
+    }
+
+    /// Current settings.
+    pub fn settings(&self) -> CatalogSettings {
+        self.settings.read().clone()
+    }
+
+    /// Sets `search_path` (lowercase schema names; `$user` is kept as written).
+    pub fn set_search_path(&self, search_path: Vec<String>) {
+        self.settings.write().search_path = search_path;
+    }
+
+    /// Replaces the setting values shown by `pg_settings`.
+    pub fn set_values(&self, values: std::collections::BTreeMap<String, String>) {
+        self.settings.write().values = values;
+    }
+
+    /// Schemas of `search_path` that exist and are visible, in order (`current_schemas(false)`).
+    pub fn effective_search_path(&self) -> Vec<String> {
+        let pinned = self.pinned();
+        let user = self.user.to_lowercase();
+        self.settings
+            .read()
+            .search_path
+            .iter()
+            .map(|s| if s == "$user" { user.clone() } else { s.clone() })
+            .filter(|s| pinned.schema_visible(s))
+            .collect()
+    }
+
+    /// The provider for `schema.table` as this user sees it right now.
+    pub fn lake_table(&self, schema: &str, table: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let pinned = self.pinned();
+        let Some(entry) = pinned.catalog.table(schema, table) else {
+            return Ok(None);
+        };
+        if !pinned.table_visible(entry) {
+            return Ok(None);
+        }
+        match &entry.status {
+            TableStatus::Ready(ready) => Ok(Some(Arc::new(GovernedTable {
+                entry: entry.clone(),
+                inner: ready.provider.clone(),
+                schema: ready.schema.clone(),
+            }))),
+            TableStatus::Broken(reason) => Err(DataFusionError::External(Box::new(
+                TableUnavailable {
+                    table: format!("{}.{}", entry.schema, entry.name),
+                    reason: reason.clone(),
+                },
+            ))),
+        }
+    }
+}
+
+fn pin(
+    registry: &Registry,
+    policies: &PolicyStore,
+    user: &str,
+) -> std::result::Result<Pinned, LoginRevoked> {
+    let policy = policies.load();
+    let now = chrono::Utc::now().timestamp_micros();
+    // Demo passwords are checked at login; here only existence, enabled and expiry matter.
+    let (_, principal) = policy
+        .policy
+        .check_login(user, now, true)
+        .map_err(|_| LoginRevoked(user.to_string()))?;
+    Ok(Pinned {
+        catalog: registry.snapshot(),
+        policy,
+        principal,
+    })
+}
+
+/// A table that exists but cannot be read right now.
+#[derive(Debug, thiserror::Error)]
+#[error("table \"{table}\" is not available: {reason}")]
+pub struct TableUnavailable {
+    /// `schema.table`.
+    pub table: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The catalog tree DataFusion plans against for one session.
+#[derive(Debug, Clone)]
+pub struct SessionCatalogList(pub Arc<SessionCatalog>);
+
+impl CatalogProviderList for SessionCatalogList {
+    fn register_catalog(
+        &self,
+        _name: String,
+        _catalog: Arc<dyn CatalogProvider>,
+    ) -> Option<Arc<dyn CatalogProvider>> {
+        // Read-only server: the catalog tree is not changed by sessions.
+        None
+    }
+
+    fn catalog_names(&self) -> Vec<String> {
+        vec![CATALOG_NAME.to_string()]
+    }
+
+    fn catalog(&self, name: &str) -> Option<Arc<dyn CatalogProvider>> {
+        name.eq_ignore_ascii_case(CATALOG_NAME)
+            .then(|| Arc::new(DatabaseCatalog(self.0.clone())) as Arc<dyn CatalogProvider>)
+    }
+}
+
+/// The `IKHOSPITAL_DW` database.
+#[derive(Debug)]
+struct DatabaseCatalog(Arc<SessionCatalog>);
+
+impl CatalogProvider for DatabaseCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        let pinned = self.0.pinned();
+        let mut names: Vec<String> = pinned
+            .catalog
+            .schemas
+            .iter()
+            .filter(|s| pinned.schema_visible(s))
+            .cloned()
+            .collect();
+        if pinned.sys_visible() {
+            names.push(crate::policy::SYSTEM_SCHEMA.to_string());
+        }
+        names.push("information_schema".to_string());
+        names.push("pg_catalog".to_string());
+        names.sort();
+        names
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        let session = self.0.clone();
+        match name {
+            "pg_catalog" => Some(Arc::new(system::SystemSchema::pg_catalog(session))),
+            "information_schema" => {
+                Some(Arc::new(system::SystemSchema::information_schema(session)))
+            }
+            crate::policy::SYSTEM_SCHEMA => Some(Arc::new(system::SystemSchema::sys(session))),
+            SEARCH_PATH_SCHEMA => Some(Arc::new(SearchPathSchema(session))),
+            other => {
+                let pinned = session.pinned();
+                pinned
+                    .catalog
+                    .schemas
+                    .contains(other)
+                    .then(|| Arc::new(LakeSchema(session, other.to_string())) as _)
+            }
+        }
+    }
+
+    fn register_schema(
+        &self,
+        _name: &str,
+        _schema: Arc<dyn SchemaProvider>,
+    ) -> Result<Option<Arc<dyn SchemaProvider>>> {
+        Err(DataFusionError::Plan(
+            "cannot create schemas: the server is read-only".to_string(),
+        ))
+    }
+}
+
+/// A schema of lake tables (`dbo`).
+#[derive(Debug)]
+struct LakeSchema(Arc<SessionCatalog>, String);
+
+#[async_trait]
+impl SchemaProvider for LakeSchema {
+    fn table_names(&self) -> Vec<String> {
+        let pinned = self.0.pinned();
+        pinned
+            .catalog
+            .tables_in(&self.1)
+            .filter(|entry| pinned.table_visible(entry))
+            .map(|entry| entry.name.clone())
+            .collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        self.0.lake_table(&self.1, name)
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        let pinned = self.0.pinned();
+        pinned
+            .catalog
+            .table(&self.1, name)
+            .is_some_and(|entry| pinned.table_visible(entry))
+    }
+
+    fn register_table(
+        &self,
+        _name: String,
+        _table: Arc<dyn TableProvider>,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
+        Err(DataFusionError::Plan(
+            "cannot create tables: the server is read-only".to_string(),
+        ))
+    }
+}
+
+/// Resolves unqualified names: `pg_catalog` first, as PostgreSQL does, then `search_path`.
+#[derive(Debug)]
+struct SearchPathSchema(Arc<SessionCatalog>);
+
+#[async_trait]
+impl SchemaProvider for SearchPathSchema {
+    fn table_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let pg_catalog = system::SystemSchema::pg_catalog(self.0.clone());
+        if let Some(table) = pg_catalog.table(name).await? {
+            return Ok(Some(table));
+        }
+        for schema in self.0.effective_search_path() {
+            if schema == crate::policy::SYSTEM_SCHEMA {
+                if let Some(table) = system::SystemSchema::sys(self.0.clone()).table(name).await? {
+                    return Ok(Some(table));
+                }
+                continue;
+            }
+            if let Some(table) = self.0.lake_table(&schema, name)? {
+                return Ok(Some(table));
+            }
+        }
+        Ok(None)
+    }
+
+    fn table_exist(&self, _name: &str) -> bool {
+        false
+    }
+}
+
+/// A lake table as served: the snapshot-pinned provider plus the catalog entry it came from,
+/// so that plan-level enforcement knows exactly which table each scan reads.
+#[derive(Debug)]
+pub struct GovernedTable {
+    /// Catalog entry (schema, name, OID, version).
+    pub entry: Arc<TableEntry>,
+    inner: Arc<dyn TableProvider>,
+    schema: SchemaRef,
+}
+
+impl GovernedTable {
+    /// Finds the governed table behind a provider, if it is one.
+    pub fn from_provider(provider: &dyn TableProvider) -> Option<&GovernedTable> {
+        let any: &dyn Any = provider;
+        any.downcast_ref::<GovernedTable>()
+    }
+
+    /// The Delta version this provider reads.
+    pub fn version(&self) -> Option<u64> {
+        match &self.entry.status {
+            TableStatus::Ready(ready) => ready.version,
+            TableStatus::Broken(_) => None,
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for GovernedTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn constraints(&self) -> Option<&Constraints> {
+        self.inner.constraints()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn get_logical_plan(&'_ self) -> Option<Cow<'_, LogicalPlan>> {
+        self.inner.get_logical_plan()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.inner.scan(state, projection, filters, limit).await
+    }
+
+    async fn scan_with_args<'a>(
+        &self,
+        state: &dyn Session,
+        args: datafusion::catalog::ScanArgs<'a>,
+    ) -> Result<datafusion::catalog::ScanResult> {
+        self.inner.scan_with_args(state, args).await
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        self.inner.supports_filters_pushdown(filters)
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        self.inner.statistics()
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        _input: Arc<dyn ExecutionPlan>,
+        _insert_op: InsertOp,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Err(DataFusionError::Plan(
+            "cannot write: the server is read-only".to_string(),
+        ))
+    }
+}

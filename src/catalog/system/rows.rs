@@ -1,0 +1,352 @@
+//! Building system-table rows with PostgreSQL column types.
+//!
+//! A column is declared with its PostgreSQL type ([`Col`]); the Arrow field carries the
+//! `pg_type` metadata so that RowDescription and `pg_attribute` report `name`, `oid`, `"char"`,
+//! `regproc`, `int2vector` exactly as PostgreSQL does.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayRef, BooleanBuilder, Float32Builder, Int16Builder, Int32Builder, Int64Builder,
+    ListBuilder, StringBuilder, TimestampMicrosecondBuilder, UInt32Builder,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::{DataFusionError, Result};
+
+use crate::pgtype::PG_TYPE_METADATA_KEY;
+
+/// PostgreSQL column types used by the system tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Col {
+    /// `oid`.
+    Oid,
+    /// `regproc` (an OID that prints as a function name in PostgreSQL; we print the OID).
+    RegProc,
+    /// `name`.
+    Name,
+    /// `text`.
+    Text,
+    /// `character varying` (information_schema's `character_data`, `yes_or_no`).
+    Varchar,
+    /// `"char"`.
+    Char,
+    /// `bool`.
+    Bool,
+    /// `int2`.
+    Int2,
+    /// `int4` (information_schema's `cardinal_number`).
+    Int4,
+    /// `int8`.
+    Int8,
+    /// `float4`.
+    Float4,
+    /// `timestamptz`.
+    TimestampTz,
+    /// `int2vector` (subscriptable from 0, like PostgreSQL's).
+    Int2Vector,
+    /// `oidvector`.
+    OidVector,
+    /// `int2[]`.
+    Int2Array,
+    /// `oid[]`.
+    OidArray,
+    /// `text[]`.
+    TextArray,
+    /// `aclitem[]` (always NULL here; served as `text[]`).
+    AclArray,
+    /// `pg_node_tree` (expressions; served as text).
+    NodeTree,
+}
+
+impl Col {
+    fn field(self, name: &str) -> Field {
+        let (data_type, pg) = match self {
+            Col::Oid => (DataType::UInt32, Some("oid")),
+            Col::RegProc => (DataType::UInt32, Some("regproc")),
+            Col::Name => (DataType::Utf8, Some("name")),
+            Col::Text => (DataType::Utf8, None),
+            Col::Varchar => (DataType::Utf8, Some("varchar")),
+            Col::Char => (DataType::Utf8, Some("char")),
+            Col::Bool => (DataType::Boolean, None),
+            Col::Int2 => (DataType::Int16, None),
+            Col::Int4 => (DataType::Int32, None),
+            Col::Int8 => (DataType::Int64, None),
+            Col::Float4 => (DataType::Float32, None),
+            Col::TimestampTz => (
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                None,
+            ),
+            Col::Int2Vector => (list_of(DataType::Int16), Some("int2vector")),
+            Col::OidVector => (list_of(DataType::UInt32), Some("oidvector")),
+            Col::Int2Array => (list_of(DataType::Int16), None),
+            Col::OidArray => (list_of(DataType::UInt32), Some("_oid")),
+            Col::TextArray => (list_of(DataType::Utf8), None),
+            Col::AclArray => (list_of(DataType::Utf8), None),
+            Col::NodeTree => (DataType::Utf8, Some("pg_node_tree")),
+        };
+        let field = Field::new(name, data_type, true);
+        match pg {
+            Some(pg) => field.with_metadata(
+                [(PG_TYPE_METADATA_KEY.to_string(), pg.to_string())]
+                    .into_iter()
+                    .collect(),
+            ),
+            None => field,
+        }
+    }
+}
+
+fn list_of(item: DataType) -> DataType {
+    DataType::List(Arc::new(Field::new("item", item, true)))
+}
+
+/// Declares a table schema.
+pub fn schema(columns: &[(&str, Col)]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|(name, col)| col.field(name))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// One cell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum V {
+    /// NULL.
+    Null,
+    /// A boolean.
+    B(bool),
+    /// An integer (any integer column; range-checked when built).
+    I(i64),
+    /// A float.
+    F(f64),
+    /// A string (text, name, "char", varchar, timestamps as Unix microseconds go in `I`).
+    S(String),
+    /// An array or vector of integers.
+    IL(Vec<i64>),
+    /// An array of strings.
+    SL(Vec<String>),
+}
+
+impl From<&str> for V {
+    fn from(s: &str) -> V {
+        V::S(s.to_string())
+    }
+}
+impl From<String> for V {
+    fn from(s: String) -> V {
+        V::S(s)
+    }
+}
+impl From<bool> for V {
+    fn from(b: bool) -> V {
+        V::B(b)
+    }
+}
+impl From<i64> for V {
+    fn from(i: i64) -> V {
+        V::I(i)
+    }
+}
+impl From<i32> for V {
+    fn from(i: i32) -> V {
+        V::I(i64::from(i))
+    }
+}
+impl From<i16> for V {
+    fn from(i: i16) -> V {
+        V::I(i64::from(i))
+    }
+}
+impl From<u32> for V {
+    fn from(i: u32) -> V {
+        V::I(i64::from(i))
+    }
+}
+impl<T: Into<V>> From<Option<T>> for V {
+    fn from(o: Option<T>) -> V {
+        o.map(Into::into).unwrap_or(V::Null)
+    }
+}
+
+/// Builds a batch from rows of cells, each row in schema order.
+pub fn build(schema: &SchemaRef, rows: &[Vec<V>]) -> Result<RecordBatch> {
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for (idx, field) in schema.fields().iter().enumerate() {
+        let cell = |row: &Vec<V>| row.get(idx).cloned().unwrap_or(V::Null);
+        let bad = |v: &V| {
+            DataFusionError::Internal(format!(
+                "system table column {} got {v:?}",
+                field.name()
+            ))
+        };
+        let array: ArrayRef = match field.data_type() {
+            DataType::UInt32 => {
+                let mut b = UInt32Builder::with_capacity(rows.len());
+                for row in rows {
+                    match cell(row) {
+                        V::Null => b.append_null(),
+                        V::I(i) => b.append_value(u32::try_from(i).map_err(|_| bad(&V::I(i)))?),
+                        v => return Err(bad(&v)),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            DataType::Int16 => {
+                let mut b = Int16Builder::with_capacity(rows.len());
+                for row in rows {
+                    match cell(row) {
+                        V::Null => b.append_null(),
+                        V::I(i) => b.append_value(i16::try_from(i).map_err(|_| bad(&V::I(i)))?),
+                        v => return Err(bad(&v)),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            DataType::Int32 => {
+                let mut b = Int32Builder::with_capacity(rows.len());
+                for row in rows {
+                    match cell(row) {
+                        V::Null => b.append_null(),
+                        V::I(i) => b.append_value(i32::try_from(i).map_err(|_| bad(&V::I(i)))?),
+                        v => return Err(bad(&v)),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            DataType::Int64 => {
+                let mut b = Int64Builder::with_capacity(rows.len());
+                for row in rows {
+                    match cell(row) {
+                        V::Null => b.append_null(),
+                        V::I(i) => b.append_value(i),
+                        v => return Err(bad(&v)),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            DataType::Float32 => {
+                let mut b = Float32Builder::with_capacity(rows.len());
+                for row in rows {
+                    match cell(row) {
+                        V::Null => b.append_null(),
+                        V::F(f) => b.append_value(f as f32),
+                        V::I(i) => b.append_value(i as f32),
+                        v => return Err(bad(&v)),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            DataType::Boolean => {
+                let mut b = BooleanBuilder::with_capacity(rows.len());
+                for row in rows {
+                    match cell(row) {
+                        V::Null => b.append_null(),
+                        V::B(v) => b.append_value(v),
+                        v => return Err(bad(&v)),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            DataType::Utf8 => {
+                let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 8);
+                for row in rows {
+                    match cell(row) {
+                        V::Null => b.append_null(),
+                        V::S(s) => b.append_value(s),
+                        v => return Err(bad(&v)),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            DataType::Timestamp(TimeUnit::Microsecond, tz) => {
+                let mut b = TimestampMicrosecondBuilder::with_capacity(rows.len());
+                for row in rows {
+                    match cell(row) {
+                        V::Null => b.append_null(),
+                        V::I(i) => b.append_value(i),
+                        v => return Err(bad(&v)),
+                    }
+                }
+                Arc::new(b.finish().with_timezone_opt(tz.clone()))
+            }
+            DataType::List(item) => match item.data_type() {
+                DataType::Int16 => {
+                    let mut b = ListBuilder::new(Int16Builder::new());
+                    for row in rows {
+                        match cell(row) {
+                            V::Null => b.append_null(),
+                            V::IL(values) => {
+                                for v in values {
+                                    b.values().append_value(
+                                        i16::try_from(v).map_err(|_| bad(&V::I(v)))?,
+                                    );
+                                }
+                                b.append(true);
+                            }
+                            v => return Err(bad(&v)),
+                        }
+                    }
+                    Arc::new(b.finish())
+                }
+                DataType::UInt32 => {
+                    let mut b = ListBuilder::new(UInt32Builder::new());
+                    for row in rows {
+                        match cell(row) {
+                            V::Null => b.append_null(),
+                            V::IL(values) => {
+                                for v in values {
+                                    b.values().append_value(
+                                        u32::try_from(v).map_err(|_| bad(&V::I(v)))?,
+                                    );
+                                }
+                                b.append(true);
+                            }
+                            v => return Err(bad(&v)),
+                        }
+                    }
+                    Arc::new(b.finish())
+                }
+                DataType::Utf8 => {
+                    let mut b = ListBuilder::new(StringBuilder::new());
+                    for row in rows {
+                        match cell(row) {
+                            V::Null => b.append_null(),
+                            V::SL(values) => {
+                                for v in values {
+                                    b.values().append_value(v);
+                                }
+                                b.append(true);
+                            }
+                            v => return Err(bad(&v)),
+                        }
+                    }
+                    Arc::new(b.finish())
+                }
+                other => {
+                    return Err(DataFusionError::Internal(format!(
+                        "unsupported system list type {other}"
+                    )));
+                }
+            },
+            other => {
+                return Err(DataFusionError::Internal(format!(
+                    "unsupported system column type {other}"
+                )));
+            }
+        };
+        // Lists built above use an `item` field that is nullable; align with the schema.
+        columns.push(align(array, field.data_type())?);
+    }
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+fn align(array: ArrayRef, data_type: &DataType) -> Result<ArrayRef> {
+    if array.data_type() == data_type {
+        Ok(array)
+    } else {
+        Ok(datafusion::arrow::compute::cast(&array, data_type)?)
+    }
+}

@@ -1,0 +1,128 @@
+//! `sys`: the server's own tables, visible only with an explicit grant on schema `sys` (a
+//! database-wide grant does not cover it).
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::Result;
+
+use super::SystemTableDef;
+use super::rows::{Col, V, build, schema};
+use crate::catalog::registry::TableStatus;
+use crate::catalog::session::SessionCatalog;
+pub use crate::audit::{AuditLog, AuditRecord};
+
+/// Every `sys` table with its columns (for privilege checks).
+pub const SYS_TABLES: &[(&str, &[&str])] = &[
+    (
+        "audit_log",
+        &[
+            "time", "session_id", "query_id", "user", "client_addr", "application_name", "kind",
+            "statement", "tables", "columns", "row_filters", "masks", "versions", "rows",
+            "duration_ms", "outcome", "sqlstate",
+        ],
+    ),
+    (
+        "lake_tables",
+        &["schema_name", "table_name", "location", "format", "version", "n_files", "status"],
+    ),
+];
+
+/// The `sys` tables.
+pub static TABLES: &[SystemTableDef] = &[
+    SystemTableDef { name: "audit_log", schema: audit_log_schema, rows: audit_log },
+    SystemTableDef { name: "lake_tables", schema: lake_tables_schema, rows: lake_tables },
+];
+
+fn audit_log_schema() -> SchemaRef {
+    schema(&[
+        ("time", Col::TimestampTz),
+        ("session_id", Col::Int4),
+        ("query_id", Col::Int8),
+        ("user", Col::Text),
+        ("client_addr", Col::Text),
+        ("application_name", Col::Text),
+        ("kind", Col::Text),
+        ("statement", Col::Text),
+        ("tables", Col::TextArray),
+        ("columns", Col::TextArray),
+        ("row_filters", Col::TextArray),
+        ("masks", Col::TextArray),
+        ("versions", Col::TextArray),
+        ("rows", Col::Int8),
+        ("duration_ms", Col::Float4),
+        ("outcome", Col::Text),
+        ("sqlstate", Col::Text),
+    ])
+}
+
+fn audit_log(session: &SessionCatalog) -> Result<RecordBatch> {
+    let rows: Vec<Vec<V>> = session
+        .system()
+        .audit
+        .recent()
+        .into_iter()
+        .map(|r| {
+            vec![
+                r.time_micros.into(),
+                r.session_id.into(),
+                (r.query_id as i64).into(),
+                r.user.into(),
+                r.client_addr.into(),
+                r.application_name.into(),
+                r.kind.into(),
+                r.statement.into(),
+                V::SL(r.tables),
+                V::SL(r.columns),
+                V::SL(r.row_filters),
+                V::SL(r.masks),
+                V::SL(r.versions),
+                (r.rows as i64).into(),
+                V::F(r.duration_ms),
+                r.outcome.into(),
+                r.sqlstate.into(),
+            ]
+        })
+        .collect();
+    build(&audit_log_schema(), &rows)
+}
+
+fn lake_tables_schema() -> SchemaRef {
+    schema(&[
+        ("schema_name", Col::Name),
+        ("table_name", Col::Name),
+        ("location", Col::Text),
+        ("format", Col::Text),
+        ("version", Col::Int8),
+        ("n_files", Col::Int8),
+        ("status", Col::Text),
+    ])
+}
+
+fn lake_tables(session: &SessionCatalog) -> Result<RecordBatch> {
+    let pinned = session.pinned();
+    let rows: Vec<Vec<V>> = pinned
+        .catalog
+        .tables
+        .values()
+        .map(|entry| {
+            let (version, n_files, status) = match &entry.status {
+                TableStatus::Ready(ready) => (
+                    ready.version.map(|v| v as i64).into(),
+                    (ready.n_files as i64).into(),
+                    "ready".to_string(),
+                ),
+                TableStatus::Broken(reason) => (V::Null, V::Null, format!("broken: {reason}")),
+            };
+            vec![
+                entry.schema.clone().into(),
+                entry.name.clone().into(),
+                entry.location.clone().into(),
+                format!("{:?}", entry.format).to_lowercase().into(),
+                version,
+                n_files,
+                status.into(),
+            ]
+        })
+        .collect();
+    build(&lake_tables_schema(), &rows)
+}

@@ -1,0 +1,20 @@
+//! `lakehouse`: serves a hospital's Delta lakehouse (the `IKHOSPITAL_DW` database) over the
+//! PostgreSQL wire protocol, with users, grants, row filters and masks from YAML, and keeps the
+//! lake fresh from the source databases and the pharmacy device stream.
+//!
+//! Layout (ARCHITECTURE.md has the full code map and its invariants):
+//! - [`config`]: `lakehouse.yaml` and the strict YAML loader (`file:line:col` errors).
+//! - [`pgtype`]: PostgreSQL types and the Arrow to PostgreSQL mapping.
+//! - [`lake`]: Delta tables on any object store; the only user of `deltalake`.
+//! - [`catalog`]: the served tables, their versions, and the system catalogs.
+//! - [`policy`]: users, roles, grants, row filters, masks; pure decisions.
+//! - [`auth`]: SCRAM-SHA-256 and argon2id.
+//! - [`audit`]: the per-statement audit trail.
+
+pub mod audit;
+pub mod auth;
+pub mod catalog;
+pub mod config;
+pub mod lake;
+pub mod pgtype;
+pub mod policy;
