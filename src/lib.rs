@@ -10,11 +10,16 @@
 //! - [`policy`]: users, roles, grants, row filters, masks; pure decisions.
 //! - [`auth`]: SCRAM-SHA-256 and argon2id.
 //! - [`audit`]: the per-statement audit trail.
+//! - [`sql`]: classify, plan, enforce and execute statements.
+//! - [`check`]: validation shared by `lakehouse check`, startup and reload.
 
 pub mod audit;
 pub mod auth;
 pub mod catalog;
+pub mod check;
 pub mod config;
 pub mod lake;
 pub mod pgtype;
 pub mod policy;
+pub mod sql;
+pub mod telemetry;

@@ -6,7 +6,6 @@
 //! the plan-level enforcement in `sql` is the second and decides columns, filters and masks.
 
 use std::any::Any;
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -14,10 +13,10 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, SchemaProvider, Session, TableProvider,
 };
-use datafusion::common::{Constraints, DataFusionError, Result, Statistics};
+use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::TableType;
 use datafusion::logical_expr::dml::InsertOp;
-use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use parking_lot::RwLock;
 
@@ -216,11 +215,30 @@ impl SessionCatalog {
             return Ok(None);
         }
         match &entry.status {
-            TableStatus::Ready(ready) => Ok(Some(Arc::new(GovernedTable {
-                entry: entry.clone(),
-                inner: ready.provider.clone(),
-                schema: ready.schema.clone(),
-            }))),
+            TableStatus::Ready(ready) => {
+                // Only the columns the user may read exist for them: `SELECT *` expands to
+                // those, and naming another column is "column does not exist".
+                let access = pinned.access(entry);
+                let fields: Vec<_> = ready
+                    .schema
+                    .fields()
+                    .iter()
+                    .zip(access.columns.iter())
+                    .filter(|(_, access)| **access != crate::policy::ColumnAccess::Denied)
+                    .map(|(field, access)| {
+                        if matches!(access, crate::policy::ColumnAccess::Masked(..)) {
+                            // A mask may produce NULL for a NOT NULL column.
+                            Arc::new(field.as_ref().clone().with_nullable(true))
+                        } else {
+                            field.clone()
+                        }
+                    })
+                    .collect();
+                Ok(Some(Arc::new(GovernedTable {
+                    entry: entry.clone(),
+                    schema: Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),
+                })))
+            }
             TableStatus::Broken(reason) => Err(DataFusionError::External(Box::new(
                 TableUnavailable {
                     table: format!("{}.{}", entry.schema, entry.name),
@@ -411,13 +429,13 @@ impl SchemaProvider for SearchPathSchema {
     }
 }
 
-/// A lake table as served: the snapshot-pinned provider plus the catalog entry it came from,
-/// so that plan-level enforcement knows exactly which table each scan reads.
+/// A lake table as a user sees it: the columns they may read, and the catalog entry (with the
+/// pinned version) it stands for. It cannot be scanned: `sql::enforce` replaces every scan of it
+/// with the policy's plan, and a scan that escaped that rewrite fails instead of reading data.
 #[derive(Debug)]
 pub struct GovernedTable {
     /// Catalog entry (schema, name, OID, version).
     pub entry: Arc<TableEntry>,
-    inner: Arc<dyn TableProvider>,
     schema: SchemaRef,
 }
 
@@ -428,7 +446,7 @@ impl GovernedTable {
         any.downcast_ref::<GovernedTable>()
     }
 
-    /// The Delta version this provider reads.
+    /// The Delta version this table is pinned to.
     pub fn version(&self) -> Option<u64> {
         match &self.entry.status {
             TableStatus::Ready(ready) => ready.version,
@@ -443,45 +461,29 @@ impl TableProvider for GovernedTable {
         self.schema.clone()
     }
 
-    fn constraints(&self) -> Option<&Constraints> {
-        self.inner.constraints()
-    }
-
     fn table_type(&self) -> TableType {
         TableType::Base
     }
 
-    fn get_logical_plan(&'_ self) -> Option<Cow<'_, LogicalPlan>> {
-        self.inner.get_logical_plan()
-    }
-
     async fn scan(
         &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
+        _state: &dyn Session,
+        _projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        self.inner.scan(state, projection, filters, limit).await
-    }
-
-    async fn scan_with_args<'a>(
-        &self,
-        state: &dyn Session,
-        args: datafusion::catalog::ScanArgs<'a>,
-    ) -> Result<datafusion::catalog::ScanResult> {
-        self.inner.scan_with_args(state, args).await
+        // Fail closed: reaching this means the policy rewrite did not run on this scan.
+        Err(DataFusionError::Internal(format!(
+            "unenforced scan of {}.{}",
+            self.entry.schema, self.entry.name
+        )))
     }
 
     fn supports_filters_pushdown(
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        self.inner.supports_filters_pushdown(filters)
-    }
-
-    fn statistics(&self) -> Option<Statistics> {
-        self.inner.statistics()
+        Ok(vec![TableProviderFilterPushDown::Unsupported; filters.len()])
     }
 
     async fn insert_into(

@@ -93,6 +93,95 @@ async fn write(
     Ok(table.version().unwrap_or(0))
 }
 
+/// How [`merge`] reconciles a batch of source rows with the table.
+#[derive(Debug, Clone, Default)]
+pub struct MergeOptions {
+    /// Business key columns: one row per key in the table.
+    pub keys: Vec<String>,
+    /// The source is a full snapshot: delete table rows whose key is absent from it.
+    pub delete_missing: bool,
+    /// Commit options (application transaction, schema evolution, metadata).
+    pub write: WriteOptions,
+}
+
+/// Upserts `batches` (all with `schema`) into the table at `location` by `options.keys`:
+/// matched rows are updated, new keys inserted, and with `delete_missing` keys absent from the
+/// source deleted. Creates the table when it does not exist. Columns new in the source are added
+/// to the table (schema evolution). Returns the new version.
+pub async fn merge(
+    location: &StorageLocation,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    batches: Vec<RecordBatch>,
+    options: &MergeOptions,
+) -> Result<u64> {
+    let table = open_for_write(location).await?;
+    if table.version().is_none() {
+        let mut write_options = options.write.clone();
+        write_options.merge_schema = false;
+        let batches = if batches.is_empty() {
+            vec![RecordBatch::new_empty(schema)]
+        } else {
+            batches
+        };
+        return write(location, batches, SaveMode::Append, &write_options).await;
+    }
+    if options.keys.is_empty() {
+        return Err(super::Error::InvalidLocation {
+            location: location.display(),
+            reason: "merge needs at least one key column".to_string(),
+        });
+    }
+    let ctx = datafusion::prelude::SessionContext::new();
+    let source = if batches.is_empty() {
+        ctx.read_batch(RecordBatch::new_empty(schema.clone()))?
+    } else {
+        ctx.read_batches(batches)?
+    };
+    let predicate = options
+        .keys
+        .iter()
+        .map(|k| format!("target.{q} = source.{q}", q = quote(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let mut builder = table
+        .merge(source, predicate)
+        .with_source_alias("source")
+        .with_target_alias("target")
+        .with_merge_schema(options.write.merge_schema)
+        .with_commit_properties(options.write.commit_properties());
+    let update_columns = columns.clone();
+    builder = builder.when_matched_update(|update| {
+        update_columns.iter().fold(update, |u, c| {
+            u.update(c.as_str(), format!("source.{}", quote(c)))
+        })
+    })?;
+    let insert_columns = columns.clone();
+    builder = builder.when_not_matched_insert(|insert| {
+        insert_columns
+            .iter()
+            .fold(insert, |i, c| i.set(c.as_str(), format!("source.{}", quote(c))))
+    })?;
+    if options.delete_missing {
+        builder = builder.when_not_matched_by_source_delete(|delete| delete)?;
+    }
+    let (table, _metrics) = builder.await?;
+    Ok(table.version().unwrap_or(0))
+}
+
+/// Quotes an identifier for deltalake's SQL expressions when it is not a plain lowercase name.
+fn quote(name: &str) -> String {
+    let plain = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
 /// The last version recorded for `app_id` in the table at `location`; `None` when the table or
 /// the app id does not exist yet.
 pub async fn app_transaction_version(

@@ -1,0 +1,86 @@
+//! Validation of everything a DBA edits: `lakehouse.yaml`, `catalog/`, `grants/` and `sql/`.
+//!
+//! `lakehouse check` runs [`run`]; the server runs the same [`load_policy`] at start and on every
+//! reload, so a file that passes `check` is exactly a file the server accepts.
+
+use std::path::Path;
+
+use crate::catalog::registry::{CatalogState, Registry, TableStatus};
+use crate::catalog::spec::CatalogDef;
+use crate::config::{Config, Diagnostic, Diagnostics};
+use crate::policy::Policy;
+
+/// What a successful check found.
+#[derive(Debug, Clone, Default)]
+pub struct CheckReport {
+    /// Problems that do not stop the server (a table not in the lake yet, say).
+    pub warnings: Vec<String>,
+    /// One line for the terminal.
+    pub summary: String,
+}
+
+/// Loads the configuration file, or built-in defaults with paths relative to the current
+/// directory when the default file is absent.
+pub fn load_config(path: &Path, lake_override: Option<&str>) -> Result<Config, Diagnostics> {
+    let config = if path.exists() {
+        Config::load(path)?
+    } else if path == Path::new("lakehouse.yaml") {
+        Config::defaults(&std::env::current_dir().unwrap_or_default())
+    } else {
+        return Err(Diagnostic::file(path, "configuration file not found").into());
+    };
+    Ok(match lake_override {
+        Some(root) => config.with_lake_root(root),
+        None => config,
+    })
+}
+
+/// Loads `grants/` and validates it against the catalog as it is now. Returns the policy and
+/// warnings, or every error with its `file:line:col`.
+pub async fn load_policy(
+    config: &Config,
+    catalog: &std::sync::Arc<CatalogState>,
+) -> Result<(Policy, Vec<String>), Diagnostics> {
+    let policy = Policy::load(&config.grants_dir)?;
+    let (errors, warnings) = policy.validate_objects(catalog.as_ref());
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let expression_errors = crate::sql::policy_check::check_expressions(&policy, catalog).await;
+    if !expression_errors.is_empty() {
+        return Err(expression_errors);
+    }
+    Ok((policy, warnings))
+}
+
+/// `lakehouse check`.
+pub async fn run(config_path: &Path, lake_override: Option<&str>) -> Result<CheckReport, Diagnostics> {
+    let config = load_config(config_path, lake_override)?;
+    let def = CatalogDef::load(&config)?;
+    let registry = Registry::open(def, crate::sql::base_state()).await;
+    let catalog = registry.snapshot();
+    let mut warnings = Vec::new();
+    for entry in catalog.tables.values() {
+        if let TableStatus::Broken(reason) = &entry.status {
+            warnings.push(format!(
+                "table \"{}.{}\" is not readable: {reason}",
+                entry.schema, entry.name
+            ));
+        }
+    }
+    let (policy, policy_warnings) = load_policy(&config, &catalog).await?;
+    warnings.extend(policy_warnings);
+    let n_users = policy.users().count();
+    Ok(CheckReport {
+        warnings,
+        summary: format!(
+            "ok: {} table(s) in {} schema(s), {} user(s), {} role(s), {} mask(s), {} row filter(s)",
+            catalog.tables.len(),
+            catalog.schemas.len(),
+            n_users,
+            policy.role_names().count(),
+            policy.masks().len(),
+            policy.row_filters().len()
+        ),
+    })
+}

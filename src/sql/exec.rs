@@ -1,0 +1,188 @@
+//! Running physical plans off the network runtime, with a memory limit per query, and a stream
+//! whose drop stops the query.
+//!
+//! DataFusion executes on whatever tokio runtime polls it; if that were the runtime serving
+//! sockets, one heavy query would stall every other client (and the CancelRequest meant to stop
+//! it). So plans run on [`runtime`], a process-wide pool sized to the machine, and send record
+//! batches back through a small bounded channel: the client reading slowly slows the query
+//! down (memory does not grow with the result), and dropping the [`RowStream`] aborts the task,
+//! which drops DataFusion's stream and with it every operator and spawned partition task.
+
+use std::sync::{Arc, OnceLock};
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::TaskContext;
+use datafusion::execution::context::SessionState;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::logical_expr::LogicalPlan;
+use futures::StreamExt;
+use parking_lot::Mutex;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+
+use super::error::QueryError;
+
+/// The process-wide execution runtime.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .max(2);
+        match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("lakehouse-exec")
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(err) => {
+                // Without an execution pool the server cannot answer any query.
+                tracing::error!(error = %err, "cannot start the execution runtime");
+                std::process::abort()
+            }
+        }
+    })
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Rows of one executing query.
+pub struct RowStream {
+    receiver: mpsc::Receiver<Result<RecordBatch, QueryError>>,
+    _task: AbortOnDrop,
+    /// `schema.table.column` read by the optimized plan (filled before the first batch).
+    pub columns_read: Arc<Mutex<Vec<String>>>,
+}
+
+impl std::fmt::Debug for RowStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RowStream")
+    }
+}
+
+impl RowStream {
+    /// The next batch; `None` at the end. Empty batches are skipped.
+    pub async fn next(&mut self) -> Option<Result<RecordBatch, QueryError>> {
+        loop {
+            match self.receiver.recv().await {
+                Some(Ok(batch)) if batch.num_rows() == 0 => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Starts executing `plan` (already enforced, parameters bound) on the execution runtime.
+pub fn start(
+    state: SessionState,
+    plan: LogicalPlan,
+    memory_limit: u64,
+    permit: Option<OwnedSemaphorePermit>,
+    query_id: u64,
+) -> RowStream {
+    // Two batches in flight: enough to overlap encoding with execution, small enough that a
+    // slow client holds the query back instead of the server buffering its result.
+    let (sender, receiver) = mpsc::channel(2);
+    let columns_read = Arc::new(Mutex::new(Vec::new()));
+    let columns = columns_read.clone();
+    let task = runtime().spawn(async move {
+        let _permit = permit;
+        let result = run(state, plan, memory_limit, query_id, &sender, &columns).await;
+        if let Err(err) = result {
+            let _ = sender.send(Err(err)).await;
+        }
+    });
+    RowStream {
+        receiver,
+        _task: AbortOnDrop(task),
+        columns_read,
+    }
+}
+
+async fn run(
+    state: SessionState,
+    plan: LogicalPlan,
+    memory_limit: u64,
+    query_id: u64,
+    sender: &mpsc::Sender<Result<RecordBatch, QueryError>>,
+    columns: &Mutex<Vec<String>>,
+) -> Result<(), QueryError> {
+    let df_err = |e| QueryError::from_datafusion(e, query_id);
+    let optimized = state.optimize(&plan).map_err(df_err)?;
+    *columns.lock() = columns_read(&optimized);
+    let physical = state
+        .query_planner()
+        .create_physical_plan(&optimized, &state)
+        .await
+        .map_err(df_err)?;
+    let context = TaskContext::from(&state).with_runtime(query_runtime(&state, memory_limit));
+    let mut stream =
+        datafusion::physical_plan::execute_stream(physical, Arc::new(context)).map_err(df_err)?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(df_err)?;
+        if sender.send(Ok(batch)).await.is_err() {
+            // The client went away or the statement was canceled: stop.
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// The shared runtime environment (object stores, caches, spill files) with a memory pool of
+/// its own for this query. When operators that can spill (sorts, aggregations, joins) hit the
+/// limit they spill; the others fail with 53200, and the server stays up.
+fn query_runtime(state: &SessionState, memory_limit: u64) -> Arc<RuntimeEnv> {
+    let shared = state.runtime_env();
+    let limit = usize::try_from(memory_limit).unwrap_or(usize::MAX);
+    let pool = TrackConsumersPool::new(
+        FairSpillPool::new(limit),
+        std::num::NonZeroUsize::new(3).unwrap_or(std::num::NonZeroUsize::MIN),
+    );
+    Arc::new(RuntimeEnv {
+        memory_pool: Arc::new(pool),
+        disk_manager: shared.disk_manager.clone(),
+        cache_manager: shared.cache_manager.clone(),
+        object_store_registry: shared.object_store_registry.clone(),
+    })
+}
+
+/// The lake columns an optimized plan reads, from the projections of its scans.
+fn columns_read(plan: &LogicalPlan) -> Vec<String> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    let mut out = Vec::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = datafusion::datasource::source_as_provider(&scan.source)
+            && let Some(table) = super::enforce::PolicyTable::from_provider(provider.as_ref())
+        {
+            let schema = provider.schema();
+            let indices: Vec<usize> = match &scan.projection {
+                Some(p) => p.clone(),
+                None => (0..schema.fields().len()).collect(),
+            };
+            for idx in indices {
+                if let Some(field) = schema.fields().get(idx) {
+                    out.push(format!(
+                        "{}.{}.{}",
+                        table.entry.schema,
+                        table.entry.name,
+                        field.name()
+                    ));
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    out.sort();
+    out.dedup();
+    out
+}

@@ -1,0 +1,781 @@
+//! One connection's SQL session: classify, plan, enforce, bind, execute; session settings,
+//! transaction state and the audit record of every statement.
+//!
+//! Knows nothing about the wire: the server hands it statements and parameter values and gets
+//! back result descriptions, row streams and command tags.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::common::ScalarValue;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::execution::SessionState;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{Expr, Ident, SelectItem, SetExpr, Statement};
+
+use super::classify::{self, Action};
+use super::enforce::{self, AccessReport};
+use super::error::{QueryError, code};
+use super::exec::{self, RowStream};
+use super::settings::{Changed, Settings};
+use super::Engine;
+use crate::audit::AuditRecord;
+use crate::catalog::session::{Pinned, SessionCatalog, SessionCatalogList};
+use crate::pgtype::{self, PgType};
+
+/// Who is connected, for the audit trail and session functions.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// Connection id (BackendKeyData process id).
+    pub pid: i32,
+    /// User name as sent by the client.
+    pub user: String,
+    /// Client address.
+    pub client_addr: String,
+}
+
+/// A result column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldInfo {
+    /// Column name.
+    pub name: String,
+    /// PostgreSQL type.
+    pub pg_type: PgType,
+}
+
+/// Transaction block state, as ReadyForQuery reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxState {
+    /// Not in a transaction block (`I`).
+    Idle,
+    /// In a transaction block (`T`).
+    InBlock,
+    /// In a failed transaction block (`E`): only ROLLBACK/COMMIT run.
+    Failed,
+}
+
+/// A statement ready to run (the extended protocol's prepared statement).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// Statement text, for the audit trail.
+    pub text: String,
+    statement: Option<Statement>,
+    action: Action,
+    declared: Vec<u32>,
+    /// Parameter type OIDs (declared by the client, or inferred).
+    pub param_types: Vec<u32>,
+    /// Result columns; `None` when the statement returns no rows.
+    pub fields: Option<Vec<FieldInfo>>,
+    planned: Option<Planned>,
+}
+
+#[derive(Debug, Clone)]
+struct Planned {
+    plan: LogicalPlan,
+    access: AccessReport,
+    catalog_generation: u64,
+    policy_generation: u64,
+    /// Planned for EXPLAIN ANALYZE.
+    analyze: bool,
+}
+
+/// The outcome of executing a statement.
+pub enum Outcome {
+    /// Rows to send, then `SELECT n` (or the tag given).
+    Rows {
+        /// The running query.
+        stream: RowStream,
+        /// Result columns.
+        fields: Vec<FieldInfo>,
+        /// Command tag prefix (`SELECT`, `SHOW`, `EXPLAIN`).
+        tag: &'static str,
+        /// For the audit record.
+        ticket: Ticket,
+    },
+    /// Rows computed already (SHOW).
+    Values {
+        /// Result columns.
+        fields: Vec<FieldInfo>,
+        /// Rows as text values.
+        rows: Vec<Vec<Option<String>>>,
+        /// Command tag.
+        tag: String,
+        /// For the audit record.
+        ticket: Ticket,
+    },
+    /// A command without rows.
+    Command {
+        /// Command tag.
+        tag: String,
+        /// Reported settings that changed (ParameterStatus).
+        changed: Changed,
+        /// For the audit record.
+        ticket: Ticket,
+    },
+}
+
+/// What the audit record of a running statement needs; completed by [`QuerySession::record`].
+#[derive(Debug)]
+pub struct Ticket {
+    started: Instant,
+    started_at: chrono::DateTime<chrono::Utc>,
+    query_id: u64,
+    kind: String,
+    text: String,
+    access: AccessReport,
+    columns: Option<Arc<parking_lot::Mutex<Vec<String>>>>,
+}
+
+/// One connection's session.
+pub struct QuerySession {
+    engine: Arc<Engine>,
+    catalog: Arc<SessionCatalog>,
+    state: SessionState,
+    settings: Settings,
+    tx: TxState,
+    info: SessionInfo,
+}
+
+impl std::fmt::Debug for QuerySession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "QuerySession(pid={}, user={})", self.info.pid, self.info.user)
+    }
+}
+
+impl QuerySession {
+    /// A session for an authenticated user.
+    pub fn new(engine: Arc<Engine>, info: SessionInfo) -> Result<QuerySession, QueryError> {
+        let catalog = SessionCatalog::new(
+            engine.registry.clone(),
+            engine.policies.clone(),
+            &info.user,
+            engine.system.clone(),
+        )
+        .map_err(|err| QueryError::new(code::INVALID_AUTHORIZATION, err.to_string()).fatal())?;
+        let mut state = SessionStateBuilder::new_from_existing(engine.base_state())
+            .with_catalog_list(Arc::new(SessionCatalogList(catalog.clone())))
+            .build();
+        super::functions::register(&mut state, &catalog, info.pid)
+            .map_err(|e| QueryError::from_datafusion(e, 0))?;
+        let user = catalog.pinned().principal.user.clone();
+        let settings = Settings::new(&user, engine.limits.statement_timeout);
+        let session = QuerySession {
+            engine,
+            catalog,
+            state,
+            settings,
+            tx: TxState::Idle,
+            info,
+        };
+        session.sync_catalog_settings();
+        Ok(session)
+    }
+
+    /// The user as named in the policy.
+    pub fn user(&self) -> String {
+        self.catalog.pinned().principal.user.clone()
+    }
+
+    /// Transaction state for ReadyForQuery.
+    pub fn tx_state(&self) -> TxState {
+        self.tx
+    }
+
+    /// Session settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Applies startup parameters.
+    pub fn apply_startup(
+        &mut self,
+        parameters: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), QueryError> {
+        self.settings.apply_startup(parameters)?;
+        self.sync_catalog_settings();
+        Ok(())
+    }
+
+    fn sync_catalog_settings(&self) {
+        self.catalog.set_search_path(self.settings.search_path());
+        self.catalog.set_values(self.settings.all().clone());
+    }
+
+    /// Splits a query string into statements.
+    pub fn parse(&self, sql: &str) -> Result<Vec<Statement>, QueryError> {
+        classify::parse(sql)
+    }
+
+    /// Classifies and (for queries) plans and enforces a statement. `declared` are the
+    /// parameter types the client gave (0 = infer).
+    pub async fn prepare(
+        &mut self,
+        text: &str,
+        statement: Statement,
+        declared: &[u32],
+    ) -> Result<Prepared, QueryError> {
+        let action = classify::classify(statement.clone())?;
+        let mut prepared = Prepared {
+            text: text.to_string(),
+            statement: Some(statement),
+            action,
+            declared: declared.to_vec(),
+            param_types: declared.to_vec(),
+            fields: None,
+            planned: None,
+        };
+        self.plan_prepared(&mut prepared).await?;
+        Ok(prepared)
+    }
+
+    /// A prepared statement for an empty query string.
+    pub fn prepare_empty(&self) -> Prepared {
+        Prepared {
+            text: String::new(),
+            statement: None,
+            action: Action::NoOp(""),
+            declared: Vec::new(),
+            param_types: Vec::new(),
+            fields: None,
+            planned: None,
+        }
+    }
+
+    /// Whether a prepared statement is the empty query.
+    pub fn is_empty(prepared: &Prepared) -> bool {
+        prepared.statement.is_none()
+    }
+
+    async fn plan_prepared(&mut self, prepared: &mut Prepared) -> Result<(), QueryError> {
+        let (query, analyze, verbose, explain) = match &prepared.action {
+            Action::Query(statement) => (statement.as_ref().clone(), false, false, false),
+            Action::Explain {
+                query,
+                analyze,
+                verbose,
+            } => (query.as_ref().clone(), *analyze, *verbose, true),
+            Action::Show(name) => {
+                let column = match name {
+                    Some(name) => self.settings.get(name)?.0,
+                    None => "setting".to_string(),
+                };
+                prepared.fields = Some(match name {
+                    Some(_) => vec![text_field(&column)],
+                    None => vec![text_field("name"), text_field("setting"), text_field("description")],
+                });
+                return Ok(());
+            }
+            _ => return Ok(()),
+        };
+        let pinned = self
+            .catalog
+            .pin()
+            .map_err(|err| QueryError::new(code::INVALID_AUTHORIZATION, err.to_string()).fatal())?;
+        let mut statement = query;
+        super::compat::rewrite(&mut statement);
+        super::compat::declare_parameter_types(&mut statement, &prepared.declared);
+        let names = postgres_column_names(&mut statement);
+        let plan = self
+            .state
+            .statement_to_plan(DFStatement::Statement(Box::new(statement)))
+            .await
+            .map_err(|e| QueryError::from_datafusion(e, 0))?;
+        let (plan, access) = enforce::enforce(plan, &self.state, &pinned).await?;
+        let param_types = parameter_types(&plan, &prepared.declared)?;
+        let plan = if explain {
+            if analyze && access.has_row_filters() {
+                return Err(QueryError::privilege(
+                    "EXPLAIN ANALYZE is not allowed on tables with row filters",
+                )
+                .with_detail("its row counts would show how many rows the filter hides"));
+            }
+            LogicalPlanBuilder::from(plan)
+                .explain(verbose, analyze)
+                .and_then(|b| b.build())
+                .map_err(|e| QueryError::from_datafusion(e, 0))?
+        } else {
+            plan
+        };
+        let fields = plan
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(idx, field)| FieldInfo {
+                name: names
+                    .as_ref()
+                    .and_then(|n| n.get(idx).cloned().flatten())
+                    .unwrap_or_else(|| field.name().clone()),
+                pg_type: pgtype::pg_type_of_field(field),
+            })
+            .collect();
+        prepared.fields = Some(fields);
+        prepared.param_types = param_types;
+        prepared.planned = Some(Planned {
+            plan,
+            access,
+            catalog_generation: pinned.catalog.generation,
+            policy_generation: pinned.policy.generation,
+            analyze,
+        });
+        Ok(())
+    }
+
+    /// Re-plans a prepared statement if the catalog or the policy changed since it was planned,
+    /// so a long-lived prepared statement sees new Delta versions and policy changes.
+    async fn refresh(&mut self, prepared: &mut Prepared) -> Result<(), QueryError> {
+        let Some(planned) = &prepared.planned else {
+            return Ok(());
+        };
+        let catalog_generation = self.engine.registry.snapshot().generation;
+        let policy_generation = self.engine.policies.load().generation;
+        if planned.catalog_generation == catalog_generation
+            && planned.policy_generation == policy_generation
+        {
+            // Still the pinned state of the plan: make the session's view match it.
+            self.catalog
+                .pin()
+                .map_err(|err| QueryError::new(code::INVALID_AUTHORIZATION, err.to_string()).fatal())?;
+            return Ok(());
+        }
+        let before = prepared.fields.clone();
+        self.plan_prepared(prepared).await?;
+        if before.as_ref().map(|f| f.len()) != prepared.fields.as_ref().map(|f| f.len()) {
+            return Err(QueryError::unsupported("cached plan must not change result type"));
+        }
+        Ok(())
+    }
+
+    /// Runs a prepared statement with bound parameter values.
+    pub async fn execute(
+        &mut self,
+        prepared: &mut Prepared,
+        params: Vec<ScalarValue>,
+    ) -> Result<Outcome, QueryError> {
+        let query_id = self.engine.next_query_id();
+        let mut ticket = Ticket {
+            started: Instant::now(),
+            started_at: chrono::Utc::now(),
+            query_id,
+            kind: kind_of(&prepared.action).to_string(),
+            text: prepared.text.clone(),
+            access: AccessReport::default(),
+            columns: None,
+        };
+        if self.tx == TxState::Failed
+            && !matches!(
+                prepared.action,
+                Action::Rollback | Action::Commit | Action::RollbackToSavepoint
+            )
+        {
+            return Err(QueryError::in_failed_transaction());
+        }
+        let result = self.execute_action(prepared, params, &mut ticket).await;
+        match result {
+            Ok(outcome) => Ok(outcome),
+            Err(err) => {
+                self.record(ticket, 0, Err(&err));
+                Err(err)
+            }
+        }
+    }
+
+    async fn execute_action(
+        &mut self,
+        prepared: &mut Prepared,
+        params: Vec<ScalarValue>,
+        ticket: &mut Ticket,
+    ) -> Result<Outcome, QueryError> {
+        let command = |tag: &str, changed: Changed, ticket: &mut Ticket| Outcome::Command {
+            tag: tag.to_string(),
+            changed,
+            ticket: take_ticket(ticket),
+        };
+        match prepared.action.clone() {
+            Action::Query(_) | Action::Explain { .. } => {
+                self.refresh(prepared).await?;
+                let planned = prepared
+                    .planned
+                    .as_ref()
+                    .ok_or_else(|| QueryError::internal(ticket.query_id, &"statement was not planned"))?;
+                if params.len() != prepared.param_types.len() {
+                    return Err(QueryError::new(
+                        code::PROTOCOL_VIOLATION,
+                        format!(
+                            "bind message supplies {} parameters, but prepared statement requires {}",
+                            params.len(),
+                            prepared.param_types.len()
+                        ),
+                    ));
+                }
+                let plan = if params.is_empty() {
+                    planned.plan.clone()
+                } else {
+                    planned
+                        .plan
+                        .clone()
+                        .with_param_values(params)
+                        .map_err(|e| QueryError::from_datafusion(e, ticket.query_id))?
+                };
+                let _ = planned.analyze;
+                ticket.access = planned.access.clone();
+                let permit = self.engine.query_slot().await;
+                let stream = exec::start(
+                    self.state.clone(),
+                    plan,
+                    self.engine.limits.query_memory_limit,
+                    Some(permit),
+                    ticket.query_id,
+                );
+                ticket.columns = Some(stream.columns_read.clone());
+                let tag = if matches!(prepared.action, Action::Explain { .. }) {
+                    "EXPLAIN"
+                } else {
+                    "SELECT"
+                };
+                Ok(Outcome::Rows {
+                    stream,
+                    fields: prepared.fields.clone().unwrap_or_default(),
+                    tag,
+                    ticket: take_ticket(ticket),
+                })
+            }
+            Action::Show(name) => {
+                let rows = match name {
+                    Some(name) => vec![vec![Some(self.settings.get(&name)?.1)]],
+                    None => self
+                        .settings
+                        .all()
+                        .iter()
+                        .map(|(k, v)| vec![Some(k.clone()), Some(v.clone()), None])
+                        .collect(),
+                };
+                Ok(Outcome::Values {
+                    fields: prepared.fields.clone().unwrap_or_default(),
+                    rows,
+                    tag: "SHOW".to_string(),
+                    ticket: take_ticket(ticket),
+                })
+            }
+            Action::Set { name, value } => {
+                let changed = self.settings.set(&name, &value)?;
+                self.sync_catalog_settings();
+                Ok(command("SET", changed, ticket))
+            }
+            Action::Reset(name) => {
+                let changed = self.settings.reset(name.as_deref())?;
+                self.sync_catalog_settings();
+                Ok(command("RESET", changed, ticket))
+            }
+            Action::NoOp(tag) => Ok(command(tag, Vec::new(), ticket)),
+            Action::Begin => {
+                if self.tx == TxState::InBlock {
+                    tracing::debug!("BEGIN inside a transaction block");
+                }
+                self.tx = TxState::InBlock;
+                Ok(command("BEGIN", Vec::new(), ticket))
+            }
+            Action::Commit => {
+                // COMMIT of a failed block is a ROLLBACK, as in PostgreSQL.
+                let tag = if self.tx == TxState::Failed { "ROLLBACK" } else { "COMMIT" };
+                self.tx = TxState::Idle;
+                Ok(command(tag, Vec::new(), ticket))
+            }
+            Action::Rollback => {
+                self.tx = TxState::Idle;
+                Ok(command("ROLLBACK", Vec::new(), ticket))
+            }
+            Action::RollbackToSavepoint => {
+                if self.tx == TxState::Failed {
+                    self.tx = TxState::InBlock;
+                }
+                Ok(command("ROLLBACK", Vec::new(), ticket))
+            }
+            Action::Discard(tag) => {
+                if tag == "DISCARD ALL" {
+                    let changed = self.settings.reset(None)?;
+                    self.sync_catalog_settings();
+                    self.tx = TxState::Idle;
+                    return Ok(command(tag, changed, ticket));
+                }
+                Ok(command(tag, Vec::new(), ticket))
+            }
+            Action::Deallocate(None) => Ok(command("DEALLOCATE ALL", Vec::new(), ticket)),
+            Action::Deallocate(Some(_)) => Ok(command("DEALLOCATE", Vec::new(), ticket)),
+            Action::Close(None) => Ok(command("CLOSE CURSOR ALL", Vec::new(), ticket)),
+            Action::Close(Some(name)) => Err(QueryError::new(
+                code::INVALID_CURSOR_NAME,
+                format!("cursor \"{name}\" does not exist"),
+            )),
+        }
+    }
+
+    /// Marks the transaction block failed after an error (no effect outside a block).
+    pub fn on_error(&mut self) {
+        if self.tx == TxState::InBlock {
+            self.tx = TxState::Failed;
+        }
+    }
+
+    /// Records the audit record of a finished statement.
+    pub fn record(&self, ticket: Ticket, n_rows: u64, result: Result<(), &QueryError>) {
+        let (outcome, sqlstate) = match result {
+            Ok(()) => ("ok".to_string(), code::SUCCESSFUL.to_string()),
+            Err(err) if err.code == code::QUERY_CANCELED => ("canceled".to_string(), err.code.to_string()),
+            Err(err) => ("error".to_string(), err.code.to_string()),
+        };
+        let kind = if outcome == "error" && ticket.kind == "select" && n_rows == 0 && ticket.access.tables.is_empty() {
+            ticket.kind.clone()
+        } else {
+            ticket.kind.clone()
+        };
+        let record = AuditRecord {
+            time: ticket.started_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            time_micros: ticket.started_at.timestamp_micros(),
+            session_id: self.info.pid,
+            query_id: ticket.query_id,
+            user: self.user(),
+            client_addr: self.info.client_addr.clone(),
+            application_name: self
+                .settings
+                .get("application_name")
+                .map(|(_, v)| v)
+                .unwrap_or_default(),
+            kind,
+            statement: ticket.text,
+            tables: ticket.access.tables.into_iter().collect(),
+            columns: ticket
+                .columns
+                .map(|c| c.lock().clone())
+                .unwrap_or_default(),
+            row_filters: ticket.access.row_filters.into_iter().collect(),
+            masks: ticket.access.masks.into_iter().collect(),
+            versions: ticket
+                .access
+                .versions
+                .into_iter()
+                .map(|(t, v)| format!("{t}@{v}"))
+                .collect(),
+            rows: n_rows,
+            duration_ms: ticket.started.elapsed().as_secs_f64() * 1000.0,
+            outcome,
+            sqlstate,
+        };
+        tracing::info!(
+            session_id = record.session_id,
+            query_id = record.query_id,
+            user = %record.user,
+            kind = %record.kind,
+            n_rows = record.rows,
+            elapsed_ms = record.duration_ms,
+            sqlstate = %record.sqlstate,
+            "statement"
+        );
+        self.engine.system.audit.record(record);
+    }
+
+    /// Records a statement refused before it could be prepared (syntax, classification).
+    pub fn record_refused(&self, text: &str, err: &QueryError) {
+        let ticket = Ticket {
+            started: Instant::now(),
+            started_at: chrono::Utc::now(),
+            query_id: self.engine.next_query_id(),
+            kind: "refused".to_string(),
+            text: text.to_string(),
+            access: AccessReport::default(),
+            columns: None,
+        };
+        self.record(ticket, 0, Err(err));
+    }
+
+    /// The pinned view of the current statement (for tests and diagnostics).
+    pub fn pinned(&self) -> Arc<Pinned> {
+        self.catalog.pinned()
+    }
+}
+
+fn take_ticket(ticket: &mut Ticket) -> Ticket {
+    Ticket {
+        started: ticket.started,
+        started_at: ticket.started_at,
+        query_id: ticket.query_id,
+        kind: std::mem::take(&mut ticket.kind),
+        text: std::mem::take(&mut ticket.text),
+        access: std::mem::take(&mut ticket.access),
+        columns: ticket.columns.take(),
+    }
+}
+
+fn text_field(name: &str) -> FieldInfo {
+    FieldInfo {
+        name: name.to_string(),
+        pg_type: PgType::plain(pgtype::oid::TEXT),
+    }
+}
+
+fn kind_of(action: &Action) -> &'static str {
+    match action {
+        Action::Query(_) => "select",
+        Action::Explain { .. } => "explain",
+        Action::Show(_) => "show",
+        Action::Set { .. } | Action::Reset(_) => "set",
+        Action::Begin | Action::Commit | Action::Rollback | Action::RollbackToSavepoint => {
+            "transaction"
+        }
+        Action::Discard(_) | Action::Deallocate(_) | Action::Close(_) => "session",
+        Action::NoOp(_) => "session",
+    }
+}
+
+/// Parameter types: declared ones win; others come from DataFusion's inference; `text` when
+/// nothing says otherwise (the client then sends text and the plan casts it).
+fn parameter_types(plan: &LogicalPlan, declared: &[u32]) -> Result<Vec<u32>, QueryError> {
+    let inferred = plan
+        .get_parameter_types()
+        .map_err(|e| QueryError::from_datafusion(e, 0))?;
+    let mut max_index = declared.len();
+    let mut found = false;
+    plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                if let datafusion::logical_expr::Expr::Placeholder(p) = e
+                    && let Some(n) = p.id.strip_prefix('$').and_then(|n| n.parse::<usize>().ok())
+                {
+                    max_index = max_index.max(n);
+                    found = true;
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })
+    .map_err(|e| QueryError::from_datafusion(e, 0))?;
+    let _ = found;
+    Ok((1..=max_index)
+        .map(|n| {
+            let declared_oid = declared.get(n - 1).copied().unwrap_or(0);
+            if declared_oid != 0 {
+                return declared_oid;
+            }
+            inferred
+                .get(&format!("${n}"))
+                .and_then(|t| t.as_ref())
+                .map(|t| pgtype::pg_type_of(t).oid)
+                .unwrap_or(pgtype::oid::TEXT)
+        })
+        .collect())
+}
+
+/// Gives unnamed items of the outermost select list PostgreSQL's column names (`count`,
+/// `lower`, `?column?`) as aliases, and returns the names to report (duplicates allowed, as in
+/// PostgreSQL; the aliases themselves are made unique for DataFusion).
+fn postgres_column_names(statement: &mut Statement) -> Option<Vec<Option<String>>> {
+    let Statement::Query(query) = statement else {
+        return None;
+    };
+    let mut body = query.body.as_mut();
+    loop {
+        match body {
+            SetExpr::SetOperation { left, .. } => body = left.as_mut(),
+            SetExpr::Query(q) => body = q.body.as_mut(),
+            _ => break,
+        }
+    }
+    let SetExpr::Select(select) = body else {
+        return None;
+    };
+    let mut names = Vec::new();
+    let mut used = std::collections::HashSet::new();
+    for item in &mut select.projection {
+        match item {
+            SelectItem::UnnamedExpr(expr) => {
+                let name = figure_column_name(expr);
+                let is_plain_column = matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
+                if is_plain_column {
+                    used.insert(name.clone());
+                    names.push(Some(name));
+                    continue;
+                }
+                let mut alias = name.clone();
+                let mut n = 1;
+                while !used.insert(alias.clone()) {
+                    alias = format!("{name}_{n}");
+                    n += 1;
+                }
+                *item = SelectItem::ExprWithAlias {
+                    expr: expr.clone(),
+                    alias: Ident::with_quote('"', alias),
+                };
+                names.push(Some(name));
+            }
+            SelectItem::ExprWithAlias { alias, .. } => {
+                used.insert(alias.value.clone());
+                names.push(Some(alias.value.clone()));
+            }
+            // Wildcards expand to a number of columns only the planner knows: give up on
+            // renaming and use DataFusion's names (plain column names) for the whole list.
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => return None,
+            _ => return None,
+        }
+    }
+    Some(names)
+}
+
+/// PostgreSQL's FigureColname: the name a select item gets without an alias.
+fn figure_column_name(expr: &Expr) -> String {
+    match expr {
+        Expr::Identifier(ident) => ident.value.clone(),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.clone()).unwrap_or_default(),
+        Expr::Function(f) => f
+            .name
+            .0
+            .last()
+            .map(|p| match p {
+                datafusion::sql::sqlparser::ast::ObjectNamePart::Identifier(i) => i.value.to_lowercase(),
+                other => other.to_string(),
+            })
+            .unwrap_or_else(|| "?column?".to_string()),
+        Expr::Cast { expr, .. } => match figure_column_name(expr).as_str() {
+            "?column?" => "?column?".to_string(),
+            name => name.to_string(),
+        },
+        Expr::Nested(inner) => figure_column_name(inner),
+        Expr::Case { .. } => "case".to_string(),
+        Expr::Exists { .. } => "exists".to_string(),
+        Expr::Array(_) => "array".to_string(),
+        Expr::Subquery(q) => match q.body.as_ref() {
+            SetExpr::Select(s) if s.projection.len() == 1 => match &s.projection[0] {
+                SelectItem::UnnamedExpr(e) => figure_column_name(e),
+                SelectItem::ExprWithAlias { alias, .. } => alias.value.clone(),
+                _ => "?column?".to_string(),
+            },
+            _ => "?column?".to_string(),
+        },
+        Expr::Extract { .. } => "extract".to_string(),
+        Expr::Substring { .. } => "substring".to_string(),
+        Expr::Trim { .. } => "btrim".to_string(),
+        Expr::Position { .. } => "position".to_string(),
+        Expr::Ceil { .. } => "ceil".to_string(),
+        Expr::Floor { .. } => "floor".to_string(),
+        _ => "?column?".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(sql: &str) -> Option<Vec<Option<String>>> {
+        let mut statement = classify::parse(sql).unwrap().remove(0);
+        postgres_column_names(&mut statement)
+    }
+
+    #[test]
+    fn column_names_like_postgres() {
+        let got = names("select count(*), count(*), 1, a.b, lower(x), x::int, case when true then 1 end, y as z from t a").unwrap();
+        let got: Vec<String> = got.into_iter().map(|n| n.unwrap()).collect();
+        assert_eq!(got, ["count", "count", "?column?", "b", "lower", "x", "case", "z"]);
+        assert!(names("select * from t").is_none());
+    }
+}

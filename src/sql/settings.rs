@@ -1,0 +1,441 @@
+//! Session settings (`SET`, `SHOW`, `RESET`) with PostgreSQL's names, defaults and reporting.
+//!
+//! Only settings that mean something here can change; read-only facts (`server_version`,
+//! `integer_datetimes`) refuse changes like PostgreSQL does, DataFusion's own `datafusion.*`
+//! options cannot be reached at all (they are server-wide), and settings PostgreSQL tools set
+//! out of habit (`jit`, `lc_messages`, ...) are accepted and shown but change nothing.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::error::{QueryError, code};
+
+/// Settings PostgreSQL reports with ParameterStatus at startup and after each change.
+pub const REPORTED: &[&str] = &[
+    "application_name",
+    "client_encoding",
+    "DateStyle",
+    "default_transaction_read_only",
+    "in_hot_standby",
+    "integer_datetimes",
+    "IntervalStyle",
+    "is_superuser",
+    "server_encoding",
+    "server_version",
+    "session_authorization",
+    "standard_conforming_strings",
+    "TimeZone",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Any value.
+    Free,
+    /// Cannot be changed.
+    ReadOnly,
+    /// Accepted and stored, without effect.
+    Ignored,
+    /// Validated by [`Settings::set`].
+    Checked,
+}
+
+/// (name as PostgreSQL spells it, default, kind)
+const KNOWN: &[(&str, &str, Kind)] = &[
+    ("application_name", "", Kind::Free),
+    ("bytea_output", "hex", Kind::Checked),
+    ("client_encoding", "UTF8", Kind::Checked),
+    ("client_min_messages", "notice", Kind::Ignored),
+    ("DateStyle", "ISO, MDY", Kind::Checked),
+    ("default_transaction_isolation", "read committed", Kind::Ignored),
+    ("default_transaction_read_only", "on", Kind::ReadOnly),
+    ("extra_float_digits", "1", Kind::Checked),
+    ("geqo", "on", Kind::Ignored),
+    ("idle_in_transaction_session_timeout", "0", Kind::Ignored),
+    ("in_hot_standby", "off", Kind::ReadOnly),
+    ("integer_datetimes", "on", Kind::ReadOnly),
+    ("IntervalStyle", "postgres", Kind::Checked),
+    ("is_superuser", "off", Kind::ReadOnly),
+    ("jit", "off", Kind::Ignored),
+    ("lc_collate", "C.UTF-8", Kind::ReadOnly),
+    ("lc_ctype", "C.UTF-8", Kind::ReadOnly),
+    ("lc_messages", "C.UTF-8", Kind::Ignored),
+    ("lc_monetary", "C.UTF-8", Kind::Ignored),
+    ("lc_numeric", "C.UTF-8", Kind::Ignored),
+    ("lc_time", "C.UTF-8", Kind::Ignored),
+    ("lock_timeout", "0", Kind::Ignored),
+    ("max_identifier_length", "63", Kind::ReadOnly),
+    ("max_index_keys", "32", Kind::ReadOnly),
+    ("row_security", "on", Kind::ReadOnly),
+    ("search_path", "\"$user\", dbo", Kind::Checked),
+    ("server_encoding", "UTF8", Kind::ReadOnly),
+    ("server_version", crate::pgtype::SERVER_VERSION, Kind::ReadOnly),
+    ("server_version_num", crate::pgtype::SERVER_VERSION_NUM, Kind::ReadOnly),
+    ("session_authorization", "", Kind::ReadOnly),
+    ("standard_conforming_strings", "on", Kind::Checked),
+    ("statement_timeout", "0", Kind::Checked),
+    ("synchronous_commit", "on", Kind::Ignored),
+    ("TimeZone", "UTC", Kind::Checked),
+    ("transaction_isolation", "read committed", Kind::ReadOnly),
+    ("transaction_read_only", "on", Kind::ReadOnly),
+    ("work_mem", "4MB", Kind::Ignored),
+];
+
+/// One session's settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    values: BTreeMap<String, String>,
+    defaults: BTreeMap<String, String>,
+}
+
+/// What a successful `SET`/`RESET` changed, for ParameterStatus messages.
+pub type Changed = Vec<(String, String)>;
+
+fn canonical(name: &str) -> Option<&'static str> {
+    let lower = name.to_lowercase();
+    let lower = match lower.as_str() {
+        "time zone" | "timezone" => "timezone",
+        "names" => "client_encoding",
+        "transaction isolation level" => "transaction_isolation",
+        other => other,
+    }
+    .to_string();
+    KNOWN
+        .iter()
+        .find(|(known, ..)| known.to_lowercase() == lower)
+        .map(|(known, ..)| *known)
+}
+
+fn kind_of(name: &str) -> Option<Kind> {
+    KNOWN.iter().find(|(n, ..)| *n == name).map(|(_, _, k)| *k)
+}
+
+impl Settings {
+    /// Defaults for a session of `user`, with the server's statement timeout.
+    pub fn new(user: &str, statement_timeout: Option<Duration>) -> Settings {
+        let mut values: BTreeMap<String, String> = KNOWN
+            .iter()
+            .map(|(name, default, _)| (name.to_string(), default.to_string()))
+            .collect();
+        values.insert("session_authorization".to_string(), user.to_string());
+        if let Some(timeout) = statement_timeout {
+            values.insert(
+                "statement_timeout".to_string(),
+                format!("{}", timeout.as_millis()),
+            );
+        }
+        Settings {
+            defaults: values.clone(),
+            values,
+        }
+    }
+
+    /// Applies startup-message parameters (`application_name`, `DateStyle`, ...). Unknown ones
+    /// are ignored, as PostgreSQL clients send some only for PostgreSQL's sake.
+    pub fn apply_startup(&mut self, parameters: &BTreeMap<String, String>) -> Result<(), QueryError> {
+        for (name, value) in parameters {
+            if matches!(name.as_str(), "user" | "database" | "options" | "replication") {
+                continue;
+            }
+            if let Some(canonical) = canonical(name)
+                && kind_of(canonical) != Some(Kind::ReadOnly)
+            {
+                self.set(canonical, value)?;
+            }
+        }
+        // Startup values become the session's reset values.
+        self.defaults = self.values.clone();
+        Ok(())
+    }
+
+    /// `SHOW name`: the value, or 42704.
+    pub fn get(&self, name: &str) -> Result<(String, String), QueryError> {
+        let lower = name.to_lowercase();
+        if let Some(canonical) = canonical(name) {
+            let value = self.values.get(canonical).cloned().unwrap_or_default();
+            return Ok((canonical.to_lowercase(), value));
+        }
+        if let Some((k, v)) = self.values.iter().find(|(k, _)| k.to_lowercase() == lower) {
+            return Ok((k.clone(), v.clone()));
+        }
+        Err(QueryError::new(
+            code::UNDEFINED_OBJECT,
+            format!("unrecognized configuration parameter \"{name}\""),
+        ))
+    }
+
+    /// All settings, for `SHOW ALL` and `pg_settings`.
+    pub fn all(&self) -> &BTreeMap<String, String> {
+        &self.values
+    }
+
+    /// The statement timeout, if any.
+    pub fn statement_timeout(&self) -> Option<Duration> {
+        let raw = self.values.get("statement_timeout")?;
+        let millis = parse_milliseconds(raw)?;
+        (millis > 0).then(|| Duration::from_millis(millis))
+    }
+
+    /// `search_path` as a list of schema names (`$user` kept).
+    pub fn search_path(&self) -> Vec<String> {
+        parse_search_path(self.values.get("search_path").map(String::as_str).unwrap_or(""))
+    }
+
+    /// `SET name = value`. Returns what changed among reported settings.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<Changed, QueryError> {
+        let lower = name.to_lowercase();
+        if lower.starts_with("datafusion.") {
+            return Err(QueryError::privilege(format!(
+                "permission denied to set parameter \"{name}\""
+            ))
+            .with_detail("DataFusion options are server-wide and set in lakehouse.yaml"));
+        }
+        let Some(canonical) = canonical(name) else {
+            // PostgreSQL accepts any two-part name as a custom placeholder setting.
+            if lower.contains('.') && !lower.starts_with('.') && !lower.ends_with('.') {
+                self.values.insert(lower, value.to_string());
+                return Ok(Vec::new());
+            }
+            return Err(QueryError::new(
+                code::UNDEFINED_OBJECT,
+                format!("unrecognized configuration parameter \"{name}\""),
+            ));
+        };
+        let value = self.validate(canonical, value)?;
+        Ok(self.store(canonical, value))
+    }
+
+    /// `RESET name` / `RESET ALL`.
+    pub fn reset(&mut self, name: Option<&str>) -> Result<Changed, QueryError> {
+        match name {
+            None => {
+                let mut changed = Vec::new();
+                for (key, default) in self.defaults.clone() {
+                    if kind_of(&key) != Some(Kind::ReadOnly) {
+                        changed.extend(self.store(&key, default));
+                    }
+                }
+                self.values.retain(|k, _| self.defaults.contains_key(k));
+                Ok(changed)
+            }
+            Some(name) => {
+                let Some(canonical) = canonical(name) else {
+                    let lower = name.to_lowercase();
+                    if self.values.remove(&lower).is_some() {
+                        return Ok(Vec::new());
+                    }
+                    return Err(QueryError::new(
+                        code::UNDEFINED_OBJECT,
+                        format!("unrecognized configuration parameter \"{name}\""),
+                    ));
+                };
+                if kind_of(canonical) == Some(Kind::ReadOnly) {
+                    return Err(read_only(canonical));
+                }
+                let default = self.defaults.get(canonical).cloned().unwrap_or_default();
+                Ok(self.store(canonical, default))
+            }
+        }
+    }
+
+    fn store(&mut self, name: &str, value: String) -> Changed {
+        let previous = self.values.insert(name.to_string(), value.clone());
+        if REPORTED.contains(&name) && previous.as_deref() != Some(value.as_str()) {
+            vec![(name.to_string(), value)]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn validate(&self, name: &str, value: &str) -> Result<String, QueryError> {
+        let invalid = |hint: &str| {
+            QueryError::new(
+                code::INVALID_PARAMETER_VALUE,
+                format!("invalid value for parameter \"{name}\": \"{value}\""),
+            )
+            .with_hint(hint.to_string())
+        };
+        let trimmed = value.trim();
+        match kind_of(name) {
+            Some(Kind::ReadOnly) => {
+                // Setting a read-only value to what it already is, is harmless (JDBC does it).
+                if self.values.get(name).is_some_and(|v| v.eq_ignore_ascii_case(trimmed)) {
+                    return Ok(trimmed.to_string());
+                }
+                Err(read_only(name))
+            }
+            Some(Kind::Free) | Some(Kind::Ignored) | None => Ok(value.to_string()),
+            Some(Kind::Checked) => match name {
+                "client_encoding" => {
+                    let upper = trimmed.to_uppercase().replace('-', "");
+                    if matches!(upper.as_str(), "UTF8" | "UNICODE") {
+                        Ok("UTF8".to_string())
+                    } else {
+                        Err(invalid("only UTF8 is supported"))
+                    }
+                }
+                "DateStyle" => {
+                    let upper = trimmed.to_uppercase();
+                    if upper.starts_with("ISO") || upper == "MDY" || upper == "YMD" || upper.is_empty() {
+                        Ok("ISO, MDY".to_string())
+                    } else {
+                        Err(invalid("only the ISO date style is supported"))
+                    }
+                }
+                "IntervalStyle" => {
+                    if trimmed.eq_ignore_ascii_case("postgres") {
+                        Ok("postgres".to_string())
+                    } else {
+                        Err(invalid("only the postgres interval style is supported"))
+                    }
+                }
+                "TimeZone" => {
+                    let upper = trimmed.to_uppercase();
+                    if matches!(
+                        upper.as_str(),
+                        "UTC" | "GMT" | "ETC/UTC" | "Z" | "ZULU" | "UCT" | "+00" | "+00:00" | "0" | "DEFAULT" | "LOCAL"
+                    ) {
+                        Ok("UTC".to_string())
+                    } else {
+                        Err(invalid("times are served in UTC; only the UTC time zone is supported"))
+                    }
+                }
+                "standard_conforming_strings" => {
+                    if matches!(trimmed.to_lowercase().as_str(), "on" | "true" | "1") {
+                        Ok("on".to_string())
+                    } else {
+                        Err(invalid("only standard_conforming_strings = on is supported"))
+                    }
+                }
+                "bytea_output" => {
+                    if trimmed.eq_ignore_ascii_case("hex") {
+                        Ok("hex".to_string())
+                    } else {
+                        Err(invalid("only hex is supported"))
+                    }
+                }
+                "extra_float_digits" => match trimmed.parse::<i32>() {
+                    Ok(v) if (-15..=3).contains(&v) => Ok(v.to_string()),
+                    _ => Err(invalid("an integer between -15 and 3")),
+                },
+                "statement_timeout" => match parse_milliseconds(trimmed) {
+                    Some(ms) => Ok(ms.to_string()),
+                    None => Err(invalid("a duration such as 5000, '5s' or '2min'")),
+                },
+                "search_path" => Ok(parse_search_path(value)
+                    .iter()
+                    .map(|s| {
+                        let plain = s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                        if plain { s.clone() } else { format!("\"{}\"", s.replace('"', "\"\"")) }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")),
+                _ => Ok(value.to_string()),
+            },
+        }
+    }
+
+    /// The values to send as ParameterStatus at startup.
+    pub fn reported(&self) -> Vec<(String, String)> {
+        REPORTED
+            .iter()
+            .map(|name| (name.to_string(), self.values.get(*name).cloned().unwrap_or_default()))
+            .collect()
+    }
+}
+
+fn read_only(name: &str) -> QueryError {
+    QueryError::new(
+        "55P02",
+        format!("parameter \"{name}\" cannot be changed"),
+    )
+}
+
+/// Parses `5000`, `5s`, `250ms`, `2min`, `1h` into milliseconds (PostgreSQL's units).
+fn parse_milliseconds(text: &str) -> Option<u64> {
+    let text = text.trim().trim_matches('\'').trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let scale = match unit.trim().to_lowercase().as_str() {
+        "" | "ms" => 1,
+        "s" => 1000,
+        "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    number.checked_mul(scale)
+}
+
+/// Splits a `search_path` value into schema names, lowercasing unquoted ones.
+pub fn parse_search_path(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(|part| {
+            let part = part.trim().trim_matches('\'').trim();
+            if part.starts_with('"') && part.ends_with('"') && part.len() >= 2 {
+                part[1..part.len() - 1].to_string()
+            } else {
+                part.to_lowercase()
+            }
+        })
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_reporting() {
+        let settings = Settings::new("PBI_Reader", None);
+        let reported: BTreeMap<_, _> = settings.reported().into_iter().collect();
+        assert_eq!(reported["integer_datetimes"], "on");
+        assert_eq!(reported["DateStyle"], "ISO, MDY");
+        assert_eq!(reported["is_superuser"], "off");
+        assert_eq!(reported["session_authorization"], "PBI_Reader");
+        assert!(reported["server_version"].starts_with("15."));
+        assert_eq!(settings.search_path(), vec!["$user", "dbo"]);
+    }
+
+    #[test]
+    fn set_show_reset() {
+        let mut s = Settings::new("u", None);
+        assert_eq!(s.set("application_name", "psql").unwrap(), vec![("application_name".to_string(), "psql".to_string())]);
+        assert_eq!(s.get("APPLICATION_NAME").unwrap().1, "psql");
+        s.set("statement_timeout", "2s").unwrap();
+        assert_eq!(s.statement_timeout(), Some(Duration::from_secs(2)));
+        assert_eq!(s.set("datafusion.execution.batch_size", "1").unwrap_err().code, "42501");
+        assert_eq!(s.set("server_version", "9").unwrap_err().code, "55P02");
+        assert_eq!(s.set("no_such_thing", "1").unwrap_err().code, "42704");
+        assert!(s.set("myapp.flag", "x").is_ok());
+        assert_eq!(s.set("client_encoding", "LATIN1").unwrap_err().code, "22023");
+        s.set("search_path", "dbo, \"Other\"").unwrap();
+        assert_eq!(s.search_path(), vec!["dbo", "Other"]);
+        s.reset(None).unwrap();
+        assert_eq!(s.get("application_name").unwrap().1, "");
+        assert_eq!(s.statement_timeout(), None);
+    }
+
+    #[test]
+    fn startup_parameters() {
+        let mut s = Settings::new("u", Some(Duration::from_secs(30)));
+        let params: BTreeMap<String, String> = [
+            ("user", "u"),
+            ("application_name", "Power BI"),
+            ("DateStyle", "ISO"),
+            ("extra_float_digits", "2"),
+            ("ssl_renegotiation_limit", "0"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        s.apply_startup(&params).unwrap();
+        assert_eq!(s.get("application_name").unwrap().1, "Power BI");
+        s.set("application_name", "x").unwrap();
+        s.reset(Some("application_name")).unwrap();
+        assert_eq!(s.get("application_name").unwrap().1, "Power BI");
+        assert_eq!(s.statement_timeout(), Some(Duration::from_secs(30)));
+    }
+}
