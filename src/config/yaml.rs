@@ -372,7 +372,8 @@ fn serde_diagnostic(file: &Path, err: &serde_norway::Error) -> Diagnostic {
 }
 
 /// A string in which `${NAME}` is replaced by the environment variable `NAME` when the file is
-/// read. `$${` writes a literal `${`. A variable that is not set is an error at its location.
+/// read, and `${NAME:-default}` falls back to `default` when it is not set. `$${` writes a
+/// literal `${`. A variable that is not set and has no default is an error at its location.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct EnvString(String);
 
@@ -423,7 +424,11 @@ pub fn expand_env(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<
             let end = body
                 .find('}')
                 .ok_or_else(|| format!("unterminated variable reference in {raw:?}"))?;
-            let name = &body[..end];
+            let reference = &body[..end];
+            let (name, default) = match reference.split_once(":-") {
+                Some((name, default)) => (name, Some(default)),
+                None => (reference, None),
+            };
             if name.is_empty()
                 || !name
                     .chars()
@@ -431,8 +436,11 @@ pub fn expand_env(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<
             {
                 return Err(format!("invalid environment variable name {name:?}"));
             }
-            let value = lookup(name)
-                .ok_or_else(|| format!("environment variable {name} is not set"))?;
+            let value = match (lookup(name), default) {
+                (Some(value), _) => value,
+                (None, Some(default)) => default.to_string(),
+                (None, None) => return Err(format!("environment variable {name} is not set")),
+            };
             out.push_str(&value);
             rest = &body[end + 1..];
         } else {
@@ -522,6 +530,8 @@ mod tests {
         assert_eq!(expand_env("$5", lookup).unwrap(), "$5");
         assert!(expand_env("${NOPE}", lookup).unwrap_err().contains("NOPE"));
         assert!(expand_env("${K", lookup).is_err());
+        assert_eq!(expand_env("${NOPE:-d}/${K:-x}", lookup).unwrap(), "d/v");
+        assert_eq!(expand_env("${NOPE:-}", lookup).unwrap(), "");
     }
 
     #[test]
