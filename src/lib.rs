@@ -23,3 +23,5 @@ pub mod pgtype;
 pub mod policy;
 pub mod sql;
 pub mod telemetry;
+pub mod server;
+pub mod app;

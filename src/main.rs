@@ -19,10 +19,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve IKHOSPITAL_DW over the PostgreSQL wire protocol.
+    Serve(ServeArgs),
     /// Validate lakehouse.yaml, catalog/, grants/ and sql/; exit 2 on any error.
     Check(CheckArgs),
     /// Print a SCRAM-SHA-256 verifier and an argon2id hash for a user's password.
     Passwd(PasswdArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Configuration file.
+    #[arg(long, default_value = "lakehouse.yaml")]
+    config: PathBuf,
+    /// Address to listen on (host:port), instead of server.listen.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Lake root (local directory or URL) holding bronze/, silver/ and gold/.
+    #[arg(long)]
+    lake: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -47,6 +62,7 @@ struct PasswdArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(args) => run_serve(args),
         Command::Check(args) => run_check(args),
         Command::Passwd(args) => run_passwd(args),
     }
@@ -60,6 +76,49 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
             eprintln!("error: cannot start the async runtime: {err}");
             ExitCode::from(1)
         })
+}
+
+fn run_serve(args: ServeArgs) -> ExitCode {
+    let config = match lakehouse::check::load_config(&args.config, args.lake.as_deref()) {
+        Ok(config) => config,
+        Err(diagnostics) => {
+            lakehouse::telemetry::init_cli();
+            eprintln!("{diagnostics}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match args.listen {
+        Some(listen) => config.with_listen(listen),
+        None => config,
+    };
+    lakehouse::telemetry::init_with(&config.log);
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async move {
+        let app = match lakehouse::app::App::build(config).await {
+            Ok(app) => app,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                return ExitCode::from(2);
+            }
+        };
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let signal = shutdown.clone();
+        tokio::spawn(async move {
+            lakehouse::app::shutdown_signal().await;
+            tracing::info!("shutting down");
+            signal.cancel();
+        });
+        match app.run(shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                ExitCode::from(1)
+            }
+        }
+    })
 }
 
 fn run_check(args: CheckArgs) -> ExitCode {

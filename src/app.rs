@@ -1,0 +1,277 @@
+//! The composition root: builds everything `lakehouse serve` runs from a [`Config`], binds the
+//! listener, and runs until shutdown.
+//!
+//! Startup fails closed: unreadable TLS material or an invalid policy stops the server. After
+//! startup, `grants/` and `catalog/` are watched (and re-read on SIGHUP); a valid change is
+//! swapped in atomically, an invalid one is logged and the previous policy keeps serving.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::audit::AuditLog;
+use crate::catalog::registry::Registry;
+use crate::catalog::spec::CatalogDef;
+use crate::catalog::system::SystemContext;
+use crate::config::{Config, TlsMode};
+use crate::policy::PolicyStore;
+use crate::server::{Server, ServerSettings, tls};
+use crate::sql::{Engine, Limits};
+
+/// A built, bound, not yet running server.
+pub struct App {
+    config: Config,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    server: Arc<Server>,
+    registry: Arc<Registry>,
+    policies: Arc<PolicyStore>,
+    /// TLS facts for the operator.
+    pub tls: Option<tls::Tls>,
+    /// Shared engine (for embedding and tests).
+    pub engine: Arc<Engine>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "App({})", self.local_addr)
+    }
+}
+
+impl App {
+    /// Loads the catalog and the policy, sets up TLS, and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let base_state = crate::sql::base_state();
+        let def = CatalogDef::load(&config).map_err(|d| anyhow::anyhow!("{d}"))?;
+        let registry = Registry::open(def, base_state.clone()).await;
+        let catalog = registry.snapshot();
+        let (policy, warnings) = crate::check::load_policy(&config, &catalog)
+            .await
+            .map_err(|d| anyhow::anyhow!("{d}"))
+            .context("grants are invalid; the server does not start with a broken policy")?;
+        for warning in warnings {
+            tracing::warn!("{warning}");
+        }
+        let loopback_only = config.server.listen.ip().is_loopback();
+        let demo_users: Vec<&str> = policy.users().filter(|u| u.demo).map(|u| u.name.as_str()).collect();
+        if !demo_users.is_empty() && !loopback_only {
+            tracing::warn!(
+                users = ?demo_users,
+                "demo users keep their shipped passwords and cannot log in while the server listens beyond loopback"
+            );
+        }
+        let policies = Arc::new(PolicyStore::new(policy));
+        let audit = match &config.audit.path {
+            Some(path) => AuditLog::with_file(config.audit.memory_records, path)
+                .with_context(|| format!("cannot open the audit file {}", path.display()))?,
+            None => AuditLog::in_memory(config.audit.memory_records),
+        };
+        let system = Arc::new(SystemContext::new(Arc::new(audit)));
+        let limits = Limits {
+            statement_timeout: config.server.statement_timeout,
+            query_memory_limit: config.server.query_memory_limit,
+            max_concurrent_queries: config.server.max_concurrent_queries,
+        };
+        let engine = Engine::new(registry.clone(), policies.clone(), system, limits, base_state);
+        let tls = match config.server.tls_mode {
+            TlsMode::Disable => None,
+            _ => Some(build_tls(&config)?),
+        };
+        let listener = TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+        let local_addr = listener.local_addr()?;
+        let server = Server::new(
+            engine.clone(),
+            ServerSettings {
+                tls_mode: config.server.tls_mode,
+                tls: tls.clone(),
+                max_connections: config.server.max_connections,
+                authentication_timeout: config.server.authentication_timeout,
+                loopback_only,
+                shutdown_grace: Duration::from_secs(10),
+            },
+        );
+        Ok(App {
+            config,
+            listener,
+            local_addr,
+            server,
+            registry,
+            policies,
+            tls,
+            engine,
+        })
+    }
+
+    /// The address actually bound (tests bind port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The live catalog.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.clone()
+    }
+
+    /// Serves until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        if let Some(tls) = &self.tls {
+            tracing::info!(
+                fingerprint = %tls.fingerprint,
+                self_signed = tls.self_signed,
+                cert = ?tls.cert_path,
+                "TLS ready"
+            );
+        }
+        tracing::info!(
+            listen = %self.local_addr,
+            tls = %self.config.server.tls_mode,
+            lake = %self.config.lake.root,
+            n_tables = self.registry.snapshot().tables.len(),
+            "serving IKHOSPITAL_DW"
+        );
+        let refresher = tokio::spawn(
+            self.registry
+                .clone()
+                .refresh_loop(self.config.server.refresh_interval, shutdown.clone()),
+        );
+        let reloader = tokio::spawn(reload_loop(
+            self.config.clone(),
+            self.registry.clone(),
+            self.policies.clone(),
+            shutdown.clone(),
+        ));
+        self.server.run(self.listener, shutdown.clone()).await;
+        shutdown.cancel();
+        let _ = refresher.await;
+        let _ = reloader.await;
+        tracing::info!("server stopped");
+        Ok(())
+    }
+}
+
+fn build_tls(config: &Config) -> anyhow::Result<tls::Tls> {
+    match (&config.server.tls_cert, &config.server.tls_key) {
+        (Some(cert), Some(key)) => tls::from_files(cert, key)
+            .with_context(|| "TLS setup failed; the server does not fall back to plaintext"),
+        _ => {
+            let host = config.server.listen.ip().to_string();
+            let hostname = std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default();
+            tls::self_signed(&[host, hostname], config.server.self_signed_dir.as_deref())
+                .context("cannot create a self-signed certificate")
+        }
+    }
+}
+
+/// A cheap fingerprint of a directory's YAML files: names, sizes and modification times.
+fn dir_stamp(dir: &Path) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+    let mut out: Vec<_> = crate::config::yaml::yaml_files(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|path| {
+            let meta = std::fs::metadata(&path).ok();
+            let size = meta.as_ref().map(|m| m.len()).unwrap_or(0);
+            let modified = meta.and_then(|m| m.modified().ok());
+            (path, size, modified)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Watches `grants/` and `catalog/` (polling once a second; SIGHUP forces a reload).
+async fn reload_loop(
+    config: Config,
+    registry: Arc<Registry>,
+    policies: Arc<PolicyStore>,
+    shutdown: CancellationToken,
+) {
+    let mut grants_stamp = dir_stamp(&config.grants_dir);
+    let mut catalog_stamp = dir_stamp(&config.catalog_dir);
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        #[cfg(unix)]
+        let forced = async {
+            match hangup.as_mut() {
+                Some(signal) => signal.recv().await.is_some(),
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let forced = std::future::pending::<bool>();
+        let force = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => false,
+            got = forced => got,
+        };
+        let new_grants = dir_stamp(&config.grants_dir);
+        let new_catalog = dir_stamp(&config.catalog_dir);
+        let catalog_changed = force || new_catalog != catalog_stamp;
+        let grants_changed = force || new_grants != grants_stamp;
+        if !catalog_changed && !grants_changed {
+            continue;
+        }
+        grants_stamp = new_grants;
+        catalog_stamp = new_catalog;
+        if force {
+            tracing::info!("SIGHUP: reloading catalog and grants");
+        }
+        if catalog_changed {
+            match CatalogDef::load(&config) {
+                Ok(def) => {
+                    let report = registry.reload(def).await;
+                    tracing::info!(added = ?report.added, removed = ?report.removed, "catalog reloaded");
+                }
+                Err(diagnostics) => {
+                    tracing::error!("catalog change rejected, the previous catalog keeps serving:\n{diagnostics}");
+                }
+            }
+        }
+        let catalog = registry.snapshot();
+        match crate::check::load_policy(&config, &catalog).await {
+            Ok((policy, warnings)) => {
+                for warning in warnings {
+                    tracing::warn!("{warning}");
+                }
+                let generation = policies.replace(policy);
+                tracing::info!(generation, "grants reloaded");
+            }
+            Err(diagnostics) => {
+                tracing::error!("grants change rejected, the previous policy keeps serving:\n{diagnostics}");
+            }
+        }
+    }
+}
+
+/// Resolves when the process receives Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

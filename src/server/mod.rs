@@ -1,0 +1,193 @@
+//! The pgwire server: the only module that speaks the PostgreSQL protocol.
+//!
+//! - [`Server::run`]: accept loop on an already bound listener (tests bind `127.0.0.1:0`),
+//!   connection limit, graceful shutdown.
+//! - `connection`: one client from the first byte to Terminate: TLS negotiation, authentication,
+//!   simple and extended query protocol.
+//! - [`encode`]: Arrow to DataRow, text and binary. [`params`]: Bind parameters to Arrow.
+//! - [`tls`]: rustls setup, self-signed certificates.
+//!
+//! pgwire is used for its message codecs only; the connection state machine is ours, so that
+//! results stream with backpressure in both protocols, CancelRequest and statement_timeout stop
+//! execution, and pipelined batches are answered strictly in order.
+
+mod connection;
+pub mod encode;
+pub mod params;
+pub mod tls;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rand::Rng;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::TlsMode;
+use crate::sql::Engine;
+
+/// Settings of the wire server.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// TLS mode.
+    pub tls_mode: TlsMode,
+    /// TLS material (required unless the mode is `disable`).
+    pub tls: Option<tls::Tls>,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Time a client has to authenticate.
+    pub authentication_timeout: Duration,
+    /// Whether the server listens on loopback only (demo passwords are refused otherwise).
+    pub loopback_only: bool,
+    /// How long shutdown waits for running statements.
+    pub shutdown_grace: Duration,
+}
+
+/// A connection's cancellation handle, found by BackendKeyData.
+#[derive(Debug)]
+struct CancelHandle {
+    secret: i32,
+    /// Incremented by each CancelRequest; a statement is canceled when it changes.
+    requests: AtomicU64,
+    notify: Notify,
+}
+
+/// Connections by process id, for CancelRequest.
+#[derive(Debug, Default)]
+struct CancelRegistry {
+    handles: Mutex<HashMap<i32, Arc<CancelHandle>>>,
+}
+
+impl CancelRegistry {
+    /// Registers a new connection under a fresh random (pid, secret).
+    fn register(&self) -> (i32, Arc<CancelHandle>) {
+        let mut rng = rand::rng();
+        let mut handles = self.handles.lock();
+        loop {
+            let pid = rng.random_range(1..i32::MAX);
+            if handles.contains_key(&pid) {
+                continue;
+            }
+            let handle = Arc::new(CancelHandle {
+                secret: rng.random(),
+                requests: AtomicU64::new(0),
+                notify: Notify::new(),
+            });
+            handles.insert(pid, handle.clone());
+            return (pid, handle);
+        }
+    }
+
+    fn remove(&self, pid: i32) {
+        self.handles.lock().remove(&pid);
+    }
+
+    /// Handles a CancelRequest. As in PostgreSQL, nothing tells the sender whether it matched.
+    fn cancel(&self, pid: i32, secret: i32) {
+        let handle = self.handles.lock().get(&pid).cloned();
+        if let Some(handle) = handle {
+            use subtle::ConstantTimeEq;
+            if bool::from(handle.secret.to_be_bytes().ct_eq(&secret.to_be_bytes())) {
+                handle.requests.fetch_add(1, Ordering::SeqCst);
+                handle.notify.notify_waiters();
+                tracing::info!(session_id = pid, "cancel request");
+            }
+        }
+    }
+}
+
+/// The server.
+pub struct Server {
+    engine: Arc<Engine>,
+    settings: ServerSettings,
+    cancels: CancelRegistry,
+    connections: Arc<Semaphore>,
+    /// Refusing a connection beyond the limit still costs a task; bound those too.
+    refusals: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Server")
+    }
+}
+
+impl Server {
+    /// A server over an engine.
+    pub fn new(engine: Arc<Engine>, settings: ServerSettings) -> Arc<Server> {
+        Arc::new(Server {
+            connections: Arc::new(Semaphore::new(settings.max_connections.max(1))),
+            refusals: Arc::new(Semaphore::new(64)),
+            engine,
+            settings,
+            cancels: CancelRegistry::default(),
+        })
+    }
+
+    /// Serves `listener` until `shutdown` is cancelled, then lets running statements finish
+    /// (up to the grace period) and closes idle connections.
+    pub async fn run(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
+        let tracker = TaskTracker::new();
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((socket, peer)) => {
+                    backoff = Duration::from_millis(10);
+                    let _ = socket.set_nodelay(true);
+                    let server = self.clone();
+                    let shutdown = shutdown.clone();
+                    match self.connections.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            tracker.spawn(async move {
+                                connection::serve(server, socket, peer, shutdown).await;
+                                drop(permit);
+                            });
+                        }
+                        Err(_) => match self.refusals.clone().try_acquire_owned() {
+                            Ok(permit) => {
+                                tracker.spawn(async move {
+                                    connection::refuse(server, socket, peer).await;
+                                    drop(permit);
+                                });
+                            }
+                            Err(_) => drop(socket),
+                        },
+                    }
+                }
+                Err(err) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+        tracker.close();
+        if tokio::time::timeout(self.settings.shutdown_grace, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown grace period over; closing remaining connections");
+        }
+    }
+
+    /// Number of connections being served.
+    pub fn n_connections(&self) -> usize {
+        self.settings.max_connections - self.connections.available_permits()
+    }
+}
+
+/// Whether an address is loopback (cleartext passwords are accepted without TLS only there).
+pub fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}

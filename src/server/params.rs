@@ -1,0 +1,238 @@
+//! Bind parameters from the wire to Arrow scalars, by declared type and format.
+
+use bytes::Bytes;
+use datafusion::common::ScalarValue;
+
+use crate::pgtype::oid;
+use crate::sql::QueryError;
+use crate::sql::error::code;
+
+/// Decodes one parameter value (`None` = SQL NULL) of type `type_oid` in `format` (0 text,
+/// 1 binary).
+pub fn decode(value: Option<&Bytes>, type_oid: u32, format: i16) -> Result<ScalarValue, QueryError> {
+    let Some(bytes) = value else {
+        return Ok(null_of(type_oid));
+    };
+    if format == 1 {
+        return decode_binary(bytes, type_oid);
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| {
+        QueryError::new("22021", "invalid byte sequence for encoding \"UTF8\"")
+    })?;
+    decode_text(text, type_oid)
+}
+
+fn null_of(type_oid: u32) -> ScalarValue {
+    crate::pgtype::arrow_type_of(type_oid)
+        .and_then(|t| ScalarValue::try_from(&t).ok())
+        .unwrap_or(ScalarValue::Utf8(None))
+}
+
+fn invalid(type_name: &str, text: &str) -> QueryError {
+    QueryError::new(
+        code::INVALID_TEXT_REPRESENTATION,
+        format!("invalid input syntax for type {type_name}: \"{text}\""),
+    )
+}
+
+fn decode_text(text: &str, type_oid: u32) -> Result<ScalarValue, QueryError> {
+    let t = text.trim();
+    Ok(match type_oid {
+        oid::BOOL => ScalarValue::Boolean(Some(
+            match t.to_lowercase().as_str() {
+                "t" | "true" | "yes" | "y" | "on" | "1" => true,
+                "f" | "false" | "no" | "n" | "off" | "0" => false,
+                _ => return Err(invalid("boolean", text)),
+            },
+        )),
+        oid::INT2 => ScalarValue::Int16(Some(t.parse().map_err(|_| invalid("smallint", text))?)),
+        oid::INT4 => ScalarValue::Int32(Some(t.parse().map_err(|_| invalid("integer", text))?)),
+        oid::INT8 => ScalarValue::Int64(Some(t.parse().map_err(|_| invalid("bigint", text))?)),
+        oid::OID => ScalarValue::UInt32(Some(t.parse().map_err(|_| invalid("oid", text))?)),
+        oid::FLOAT4 => ScalarValue::Float32(Some(parse_float(t).ok_or_else(|| invalid("real", text))? as f32)),
+        oid::FLOAT8 => ScalarValue::Float64(Some(parse_float(t).ok_or_else(|| invalid("double precision", text))?)),
+        oid::NUMERIC => decimal_from_text(t).ok_or_else(|| invalid("numeric", text))?,
+        oid::DATE => {
+            let date = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|_| invalid("date", text))?;
+            ScalarValue::Date32(Some(date.signed_duration_since(epoch()).num_days() as i32))
+        }
+        oid::TIMESTAMP => ScalarValue::TimestampMicrosecond(Some(parse_timestamp(t).ok_or_else(|| invalid("timestamp", text))?), None),
+        oid::TIMESTAMPTZ => ScalarValue::TimestampMicrosecond(
+            Some(parse_timestamptz(t).ok_or_else(|| invalid("timestamp with time zone", text))?),
+            Some("UTC".into()),
+        ),
+        oid::BYTEA => ScalarValue::Binary(Some(parse_bytea(t).ok_or_else(|| invalid("bytea", text))?)),
+        _ => ScalarValue::Utf8(Some(text.to_string())),
+    })
+}
+
+fn epoch() -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()
+}
+
+fn parse_float(t: &str) -> Option<f64> {
+    match t.to_lowercase().as_str() {
+        "nan" => Some(f64::NAN),
+        "infinity" | "inf" | "+infinity" => Some(f64::INFINITY),
+        "-infinity" | "-inf" => Some(f64::NEG_INFINITY),
+        other => other.parse().ok(),
+    }
+}
+
+/// `123.45` as a Decimal128 with the scale written.
+fn decimal_from_text(t: &str) -> Option<ScalarValue> {
+    let (negative, digits) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let (int_part, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if int_part.is_empty() && frac.is_empty() {
+        return None;
+    }
+    if !int_part.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let scale = i8::try_from(frac.len()).ok()?;
+    let unscaled: i128 = format!("{int_part}{frac}").parse().ok()?;
+    let precision = (int_part.len() + frac.len()).clamp(1, 38) as u8;
+    Some(ScalarValue::Decimal128(
+        Some(if negative { -unscaled } else { unscaled }),
+        precision.max(scale as u8).max(1),
+        scale,
+    ))
+}
+
+fn parse_timestamp(t: &str) -> Option<i64> {
+    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d"] {
+        if let Ok(ts) = chrono::NaiveDateTime::parse_from_str(t, format) {
+            return Some(ts.and_utc().timestamp_micros());
+        }
+        if format == "%Y-%m-%d"
+            && let Ok(d) = chrono::NaiveDate::parse_from_str(t, format)
+        {
+            return d.and_hms_opt(0, 0, 0).map(|ts| ts.and_utc().timestamp_micros());
+        }
+    }
+    None
+}
+
+fn parse_timestamptz(t: &str) -> Option<i64> {
+    if let Ok(ts) = chrono::DateTime::parse_from_rfc3339(t) {
+        return Some(ts.timestamp_micros());
+    }
+    for format in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%#z"] {
+        if let Ok(ts) = chrono::DateTime::parse_from_str(t, format) {
+            return Some(ts.timestamp_micros());
+        }
+    }
+    // No offset: the session time zone, which is UTC.
+    parse_timestamp(t)
+}
+
+fn parse_bytea(t: &str) -> Option<Vec<u8>> {
+    match t.strip_prefix("\\x") {
+        Some(hex) => hex::decode(hex).ok(),
+        None => Some(t.as_bytes().to_vec()),
+    }
+}
+
+fn decode_binary(bytes: &Bytes, type_oid: u32) -> Result<ScalarValue, QueryError> {
+    let wrong = || {
+        QueryError::new(
+            "22P03",
+            format!("incorrect binary data format in bind parameter of type {type_oid}"),
+        )
+    };
+    let b = bytes.as_ref();
+    let fixed = |n: usize| -> Result<&[u8], QueryError> {
+        if b.len() == n { Ok(b) } else { Err(wrong()) }
+    };
+    Ok(match type_oid {
+        oid::BOOL => ScalarValue::Boolean(Some(fixed(1)?[0] != 0)),
+        oid::INT2 => ScalarValue::Int16(Some(i16::from_be_bytes(fixed(2)?.try_into().map_err(|_| wrong())?))),
+        oid::INT4 => ScalarValue::Int32(Some(i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?))),
+        oid::INT8 => ScalarValue::Int64(Some(i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| wrong())?))),
+        oid::OID => ScalarValue::UInt32(Some(u32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?))),
+        oid::FLOAT4 => ScalarValue::Float32(Some(f32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?))),
+        oid::FLOAT8 => ScalarValue::Float64(Some(f64::from_be_bytes(fixed(8)?.try_into().map_err(|_| wrong())?))),
+        oid::DATE => ScalarValue::Date32(Some(
+            i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?) + 10_957,
+        )),
+        oid::TIMESTAMP | oid::TIMESTAMPTZ => {
+            let micros = i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| wrong())?) + 946_684_800_000_000;
+            ScalarValue::TimestampMicrosecond(
+                Some(micros),
+                (type_oid == oid::TIMESTAMPTZ).then(|| "UTC".into()),
+            )
+        }
+        oid::BYTEA => ScalarValue::Binary(Some(b.to_vec())),
+        oid::UUID => {
+            let u = uuid::Uuid::from_slice(b).map_err(|_| wrong())?;
+            ScalarValue::Utf8(Some(u.to_string()))
+        }
+        oid::NUMERIC => numeric_from_binary(b).ok_or_else(wrong)?,
+        _ => ScalarValue::Utf8(Some(
+            String::from_utf8(b.to_vec()).map_err(|_| QueryError::new("22021", "invalid byte sequence for encoding \"UTF8\""))?,
+        )),
+    })
+}
+
+/// PostgreSQL's numeric binary form to a Decimal128.
+fn numeric_from_binary(b: &[u8]) -> Option<ScalarValue> {
+    if b.len() < 8 {
+        return None;
+    }
+    let read = |i: usize| i16::from_be_bytes([b[i], b[i + 1]]);
+    let ndigits = read(0) as usize;
+    let weight = read(2) as i32;
+    let sign = u16::from_be_bytes([b[4], b[5]]);
+    let dscale = read(6);
+    if sign == 0xC000 || b.len() != 8 + 2 * ndigits || dscale < 0 || dscale > 38 {
+        return None;
+    }
+    let mut value: i128 = 0;
+    // Each base-10000 digit d_i has weight (weight - i); build value * 10^dscale.
+    for i in 0..ndigits {
+        let digit = i128::from(read(8 + 2 * i));
+        let power = 4 * (weight - i as i32) + i32::from(dscale);
+        if power >= 0 {
+            value = value.checked_add(digit.checked_mul(10i128.checked_pow(power as u32)?)?)?;
+        } else {
+            value = value.checked_add(digit / 10i128.checked_pow((-power) as u32)?)?;
+        }
+    }
+    if sign == 0x4000 {
+        value = -value;
+    }
+    Some(ScalarValue::Decimal128(Some(value), 38, dscale as i8))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_and_binary() {
+        assert_eq!(decode(Some(&Bytes::from("42")), oid::INT8, 0).unwrap(), ScalarValue::Int64(Some(42)));
+        assert_eq!(
+            decode(Some(&Bytes::from(vec![0, 0, 0, 7])), oid::INT4, 1).unwrap(),
+            ScalarValue::Int32(Some(7))
+        );
+        assert_eq!(decode(None, oid::INT4, 0).unwrap(), ScalarValue::Int32(None));
+        assert_eq!(decode(Some(&Bytes::from("x")), oid::INT4, 0).unwrap_err().code, "22P02");
+        assert_eq!(
+            decode(Some(&Bytes::from("2024-02-29")), oid::DATE, 0).unwrap(),
+            ScalarValue::Date32(Some(19782))
+        );
+        assert_eq!(
+            decode(Some(&Bytes::from("12.50")), oid::NUMERIC, 0).unwrap(),
+            ScalarValue::Decimal128(Some(1250), 4, 2)
+        );
+        // numeric_send(12345.678)
+        let bytes = Bytes::from(vec![0, 3, 0, 1, 0, 0, 0, 3, 0, 1, 0x09, 0x29, 0x1a, 0x7c]);
+        assert_eq!(
+            decode(Some(&bytes), oid::NUMERIC, 1).unwrap(),
+            ScalarValue::Decimal128(Some(12345678), 38, 3)
+        );
+    }
+}

@@ -1,0 +1,9 @@
+//! The single integration test binary: real servers on 127.0.0.1:0, real Delta tables, real
+//! clients (tokio-postgres, psql, psycopg), real MariaDB/PostgreSQL/Mosquitto/NATS.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+/// Shared helpers: test servers, fixtures, clients.
+mod support;
+
+/// Serving basics: protocol, TLS, auth, read-only refusals, limits, refresh.
+mod serve;

@@ -1,0 +1,248 @@
+//! Test servers over temporary lakes, and clients to talk to them.
+
+pub mod fixture;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use lakehouse::app::App;
+use lakehouse::config::{Config, ConfigSpec, Document};
+use tokio_util::sync::CancellationToken;
+
+/// Password of every user the tests create (SCRAM verifier and argon2 hash are made from it).
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A running server over a temporary lake, stopped when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub app_tls_cert: Option<PathBuf>,
+    pub engine: Arc<lakehouse::sql::Engine>,
+    shutdown: CancellationToken,
+    handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// How to build a test server.
+pub struct Setup {
+    /// Extra lakehouse.yaml text under `server:` (indented by 2).
+    pub server_yaml: String,
+    /// grants/*.yaml content: (file name, text). `{scram}` and `{hash}` are replaced by the
+    /// verifier and hash of [`PASSWORD`].
+    pub grants: Vec<(String, String)>,
+    /// Writes the lake's tables.
+    pub tables: Vec<fixture::Table>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            server_yaml: "  tls:\n    mode: prefer\n".to_string(),
+            grants: vec![("users.yaml".to_string(), default_grants())],
+            tables: fixture::hospital(),
+        }
+    }
+}
+
+/// An admin `alice` (everything), a reader `bob` (masked names, no sys) and `carol` (Portugal
+/// rows of patients only).
+pub fn default_grants() -> String {
+    r#"
+users:
+  - name: alice
+    scram: "{scram}"
+    roles: [readers, auditors]
+  - name: bob
+    scram: "{scram}"
+    password_hash: "{hash}"
+    roles: [readers, masked]
+  - name: carol
+    scram: "{scram}"
+    roles: [pt]
+  - name: dave
+    password_hash: "{hash}"
+    roles: [readers]
+roles:
+  - name: readers
+    grant:
+      - database: IKHOSPITAL_DW
+  - name: auditors
+    grant:
+      - schema: sys
+  - name: masked
+  - name: pt
+    grant:
+      - table: dbo.dim_patient
+      - table: dbo.fact_events
+masks:
+  - table: dbo.dim_patient
+    column: name
+    function: redact
+    to: [masked]
+row_filters:
+  - table: dbo.dim_patient
+    filter: country = 'Portugal'
+    to: [pt]
+  - table: dbo.fact_events
+    filter: id_patient IN (SELECT id_patient FROM dbo.dim_patient WHERE country = 'Portugal')
+    to: [pt]
+"#
+    .to_string()
+}
+
+fn credentials() -> (String, String) {
+    use std::sync::OnceLock;
+    static CREDS: OnceLock<(String, String)> = OnceLock::new();
+    CREDS
+        .get_or_init(|| {
+            (
+                lakehouse::auth::ScramVerifier::generate(PASSWORD, 4096).to_string(),
+                lakehouse::auth::hash_password(PASSWORD),
+            )
+        })
+        .clone()
+}
+
+impl TestServer {
+    /// A server with the default hospital fixture and grants.
+    pub async fn start() -> TestServer {
+        Self::start_with(Setup::default()).await
+    }
+
+    /// A server from a setup.
+    pub async fn start_with(setup: Setup) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = dir.path().join("lake");
+        std::fs::create_dir_all(&lake).unwrap();
+        for table in &setup.tables {
+            table.write(&lake).await;
+        }
+        let grants = dir.path().join("grants");
+        std::fs::create_dir_all(&grants).unwrap();
+        let (scram, hash) = credentials();
+        for (name, text) in &setup.grants {
+            std::fs::write(
+                grants.join(name),
+                text.replace("{scram}", &scram).replace("{hash}", &hash),
+            )
+            .unwrap();
+        }
+        let yaml = format!(
+            "server:\n  listen: 127.0.0.1:0\n  refresh_interval: 200ms\n{}\nlake:\n  root: lake\n",
+            setup.server_yaml
+        );
+        let config_path = dir.path().join("lakehouse.yaml");
+        std::fs::write(&config_path, &yaml).unwrap();
+        let config = load(&config_path);
+        let app = App::build(config).await.unwrap();
+        let addr = app.local_addr();
+        let engine = app.engine.clone();
+        let cert = app.tls.as_ref().and_then(|t| t.cert_path.clone());
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let handle = tokio::spawn(async move {
+            app.run(token).await.unwrap();
+        });
+        TestServer {
+            addr,
+            dir,
+            app_tls_cert: cert,
+            engine,
+            shutdown,
+            handle: Some(handle),
+        }
+    }
+
+    /// The lake root.
+    pub fn lake(&self) -> PathBuf {
+        self.dir.path().join("lake")
+    }
+
+    /// The grants directory.
+    pub fn grants(&self) -> PathBuf {
+        self.dir.path().join("grants")
+    }
+
+    /// A libpq-style connection string (for psql, psycopg).
+    pub fn url(&self, user: &str, sslmode: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} dbname=IKHOSPITAL_DW user={user} password='{PASSWORD}' sslmode={sslmode}",
+            self.addr.port()
+        )
+    }
+
+    /// A tokio-postgres client over plaintext (the server must allow it).
+    pub async fn connect(&self, user: &str) -> tokio_postgres::Client {
+        self.try_connect(user, PASSWORD).await.unwrap()
+    }
+
+    /// A tokio-postgres connection attempt.
+    pub async fn try_connect(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host("127.0.0.1")
+            .port(self.addr.port())
+            .user(user)
+            .password(password)
+            .dbname("IKHOSPITAL_DW");
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(client)
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Loads a config file, panicking with the diagnostics.
+pub fn load(path: &Path) -> Config {
+    let doc = Document::<ConfigSpec>::load(path).unwrap_or_else(|d| panic!("{d}"));
+    Config::from_spec(&doc, Some(path.to_path_buf()), path.parent().unwrap())
+        .unwrap_or_else(|d| panic!("{d}"))
+}
+
+/// Rows of a simple query as text.
+pub async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<String>>> {
+    client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_string))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The SQLSTATE of a failing simple query.
+pub async fn sqlstate(client: &tokio_postgres::Client, sql: &str) -> String {
+    match client.simple_query(sql).await {
+        Ok(_) => panic!("{sql} should have failed"),
+        Err(err) => err
+            .as_db_error()
+            .map(|e| e.code().code().to_string())
+            .unwrap_or_else(|| panic!("{sql}: not a database error: {err}")),
+    }
+}
