@@ -17,7 +17,11 @@ pub fn init_cli() {
 
 /// Logging for long-running commands (`serve`, `demo`, `ingest --every`, `stream`).
 pub fn init_with(spec: &LogSpec) {
-    let default_level = spec.level.clone().unwrap_or_else(|| "info".to_string());
+    // deltalake and its kernel log every snapshot load at INFO; keep them to warnings unless
+    // asked for.
+    let default_level = spec.level.clone().unwrap_or_else(|| {
+        "info,deltalake=warn,deltalake_core=warn,delta_kernel=warn,buoyant_kernel=warn,buoyant_kernel_engine=warn".to_string()
+    });
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&default_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
