@@ -722,6 +722,21 @@ fn postgres_column_names(statement: &mut Statement) -> Option<Vec<Option<String>
     Some(names)
 }
 
+/// The `typname` PostgreSQL uses for a cast target written as `data_type`.
+fn type_column_name(data_type: &str) -> String {
+    super::functions::type_oid_by_sql_name(data_type)
+        .and_then(pgtype::by_oid)
+        .map(|t| t.name.to_string())
+        .unwrap_or_else(|| {
+            let lower = data_type.to_lowercase();
+            lower
+                .split(['(', ' '])
+                .next()
+                .unwrap_or("?column?")
+                .to_string()
+        })
+}
+
 /// PostgreSQL's FigureColname: the name a select item gets without an alias.
 fn figure_column_name(expr: &Expr) -> String {
     match expr {
@@ -736,10 +751,16 @@ fn figure_column_name(expr: &Expr) -> String {
                 other => other.to_string(),
             })
             .unwrap_or_else(|| "?column?".to_string()),
-        Expr::Cast { expr, .. } => match figure_column_name(expr).as_str() {
-            "?column?" => "?column?".to_string(),
+        // A cast names the column after its argument when that has a name, else after the
+        // target type (`1.5::float8` is "float8", `date '...'` is "date").
+        Expr::Cast { expr, data_type, .. } => match figure_column_name(expr).as_str() {
+            "?column?" => type_column_name(&data_type.to_string()),
             name => name.to_string(),
         },
+        Expr::TypedString(typed) => type_column_name(&typed.data_type.to_string()),
+        Expr::Value(v) if matches!(v.value, datafusion::sql::sqlparser::ast::Value::Boolean(_)) => {
+            "bool".to_string()
+        }
         Expr::Nested(inner) => figure_column_name(inner),
         Expr::Case { .. } => "case".to_string(),
         Expr::Exists { .. } => "exists".to_string(),

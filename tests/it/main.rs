@@ -7,3 +7,6 @@ mod support;
 
 /// Serving basics: protocol, TLS, auth, read-only refusals, limits, refresh.
 mod serve;
+
+/// Grants, masks, row filters on every path; catalogs; reload; audit.
+mod governance;
