@@ -136,10 +136,16 @@ pub fn base_state() -> SessionState {
     options.explain.show_statistics = false;
     // Parquet statistics and page indexes prune files and pages of Delta tables.
     options.execution.parquet.pushdown_filters = false;
-    SessionStateBuilder::new()
+    let mut builder = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
         .with_query_planner(Arc::new(enforce::LakehouseQueryPlanner))
         .with_type_planner(Arc::new(compat::PgTypePlanner))
-        .build()
+        .with_optimizer_rule(Arc::new(crate::catalog::system::EmptySystemRelations));
+    // Untyped literals take the other operand's type, as in PostgreSQL (`indisprimary = 't'`).
+    builder
+        .expr_planners()
+        .get_or_insert_with(Vec::new)
+        .insert(0, Arc::new(compat::PgLiteralPlanner));
+    builder.build()
 }

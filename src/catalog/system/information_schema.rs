@@ -27,6 +27,9 @@ pub static TABLES: &[SystemTableDef] = &[
     SystemTableDef { name: "views", schema: views_schema, rows: views },
 ];
 
+/// Relations with no rows by construction: Delta tables declare no keys, and we serve no views.
+pub const EMPTY: &[&str] = &["key_column_usage", "referential_constraints", "table_constraints", "views"];
+
 macro_rules! cols {
     ($schema_fn:ident, [$(($col:literal, $ty:ident)),* $(,)?]) => {
         fn $schema_fn() -> SchemaRef {

@@ -24,7 +24,10 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::logical_expr::Expr;
+use datafusion::catalog::default_table_source::source_as_provider;
+use datafusion::common::tree_node::Transformed;
+use datafusion::logical_expr::{EmptyRelation, Expr, LogicalPlan};
+use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::session::SessionCatalog;
@@ -207,6 +210,63 @@ impl SystemTable {
     pub fn from_provider(provider: &dyn TableProvider) -> Option<&SystemTable> {
         let any: &dyn std::any::Any = provider;
         any.downcast_ref::<SystemTable>()
+    }
+}
+
+impl SystemTable {
+    /// Whether this relation has no rows by construction: it describes things this server
+    /// does not have (constraints, indexes, triggers, rules, policies, publications).
+    pub fn empty_by_construction(&self) -> bool {
+        match self.kind {
+            SystemKind::PgCatalog => pg_catalog::EMPTY.contains(&self.name),
+            SystemKind::InformationSchema => information_schema::EMPTY.contains(&self.name),
+            SystemKind::Sys => false,
+        }
+    }
+}
+
+/// Replaces scans of relations that are empty by construction with an empty relation, so that
+/// the optimizer drops what is planned on top of them. psql's `\d+` joins `pg_policy` and
+/// `pg_publication_rel` with correlated subqueries DataFusion cannot execute (`ARRAY(... WHERE
+/// oid = ANY(pol.polroles))`, `generate_series(0, array_upper(pr.prattrs, 1))`); over no rows
+/// there is nothing to execute, as in PostgreSQL.
+#[derive(Debug, Default)]
+pub struct EmptySystemRelations;
+
+impl OptimizerRule for EmptySystemRelations {
+    fn name(&self) -> &str {
+        "lakehouse_empty_system_relations"
+    }
+
+    fn apply_order(&self) -> Option<ApplyOrder> {
+        Some(ApplyOrder::BottomUp)
+    }
+
+    fn supports_rewrite(&self) -> bool {
+        true
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        _config: &dyn OptimizerConfig,
+    ) -> Result<Transformed<LogicalPlan>> {
+        let LogicalPlan::TableScan(scan) = &plan else {
+            return Ok(Transformed::no(plan));
+        };
+        let empty = source_as_provider(&scan.source)
+            .ok()
+            .is_some_and(|provider| {
+                SystemTable::from_provider(provider.as_ref())
+                    .is_some_and(SystemTable::empty_by_construction)
+            });
+        if !empty {
+            return Ok(Transformed::no(plan));
+        }
+        Ok(Transformed::yes(LogicalPlan::EmptyRelation(EmptyRelation {
+            produce_one_row: false,
+            schema: scan.projected_schema.clone(),
+        })))
     }
 }
 

@@ -65,6 +65,14 @@ pub static TABLES: &[SystemTableDef] = &[
     SystemTableDef { name: "pg_views", schema: pg_views_schema, rows: empty_pg_views },
 ];
 
+/// Relations with no rows by construction (see `EmptySystemRelations`).
+pub const EMPTY: &[&str] = &[
+    "pg_attrdef", "pg_constraint", "pg_description", "pg_enum", "pg_extension",
+    "pg_foreign_table", "pg_index", "pg_inherits", "pg_matviews", "pg_policy", "pg_publication",
+    "pg_publication_namespace", "pg_publication_rel", "pg_rewrite", "pg_statistic_ext",
+    "pg_trigger", "pg_views",
+];
+
 /// PostgreSQL's OIDs for the system relations clients name with `::regclass`.
 const RELATION_OIDS: &[(&str, u32)] = &[
     ("pg_type", 1247),
