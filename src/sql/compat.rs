@@ -196,6 +196,23 @@ fn rewrite_expr(expr: &mut Expr) {
                 *expr = array;
             }
         }
+        // interval '1 02:03:04' day to second (Power BI's duration literals): the same
+        // interval spelled with units, which DataFusion reads.
+        Expr::Interval(interval) => {
+            if interval.last_field.is_some()
+                && let Expr::Value(ValueWithSpan {
+                    value: Value::SingleQuotedString(text),
+                    ..
+                }) = interval.value.as_ref()
+                && let Some(spelled) = spell_interval(text, interval.leading_field.as_ref())
+            {
+                interval.value = Box::new(Expr::value(Value::SingleQuotedString(spelled)));
+                interval.leading_field = None;
+                interval.leading_precision = None;
+                interval.last_field = None;
+                interval.fractional_seconds_precision = None;
+            }
+        }
         // pg_catalog.format_type(...) is format_type(...).
         Expr::Function(Function { name, .. }) => unqualify_builtin(name),
         // A scalar subquery returns at most one row: PostgreSQL checks that when it runs;
@@ -208,6 +225,48 @@ fn rewrite_expr(expr: &mut Expr) {
         }
         _ => {}
     }
+}
+
+/// `'[D] [H:M[:S]]'` of a `DAY TO SECOND`-style interval as `'D days H hours M minutes S
+/// seconds'`; a lone number counts in the leading field's unit.
+fn spell_interval(text: &str, leading: Option<&ast::DateTimeField>) -> Option<String> {
+    let mut parts = Vec::new();
+    let tokens: Vec<&str> = text.split_whitespace().collect();
+    let (days, time) = match tokens.as_slice() {
+        [days, time] => (Some(*days), Some(*time)),
+        [one] if one.contains(':') => (None, Some(*one)),
+        [one] => {
+            let unit = match leading? {
+                ast::DateTimeField::Day => "days",
+                ast::DateTimeField::Hour => "hours",
+                ast::DateTimeField::Minute => "minutes",
+                ast::DateTimeField::Second => "seconds",
+                _ => return None,
+            };
+            one.parse::<f64>().ok()?;
+            return Some(format!("{one} {unit}"));
+        }
+        _ => return None,
+    };
+    if let Some(days) = days {
+        days.parse::<i64>().ok()?;
+        parts.push(format!("{days} days"));
+    }
+    if let Some(time) = time {
+        let negative = time.starts_with('-');
+        let fields: Vec<&str> = time.trim_start_matches(['-', '+']).split(':').collect();
+        let units: &[&str] = match (fields.len(), leading) {
+            (2, Some(ast::DateTimeField::Minute)) => &["minutes", "seconds"],
+            (2, _) => &["hours", "minutes"],
+            (3, _) => &["hours", "minutes", "seconds"],
+            _ => return None,
+        };
+        for (value, unit) in fields.iter().zip(units) {
+            value.parse::<f64>().ok()?;
+            parts.push(format!("{}{value} {unit}", if negative { "-" } else { "" }));
+        }
+    }
+    Some(parts.join(" "))
 }
 
 /// A literal, possibly signed or cast.
@@ -1009,6 +1068,12 @@ impl TypePlanner for PgTypePlanner {
             D::JSON | D::JSONB => with_pg_type(DataType::Utf8, "json"),
             D::Uuid => with_pg_type(DataType::Utf8, "uuid"),
             D::Regclass => with_pg_type(DataType::UInt32, "regclass"),
+            // Power BI casts to character varying(n) and char(n) (n = 256 by default). The
+            // value is served as is (PostgreSQL would cut it at n characters).
+            D::CharacterVarying(Some(_)) | D::Varchar(Some(_)) => {
+                with_pg_type(DataType::Utf8, "varchar")
+            }
+            D::Character(Some(_)) | D::Char(Some(_)) => with_pg_type(DataType::Utf8, "bpchar"),
             D::Custom(..) => {
                 let parts = type_name_parts(sql_type).unwrap_or_default();
                 let (schema, name) = match parts.as_slice() {
@@ -1037,6 +1102,8 @@ impl TypePlanner for PgTypePlanner {
                         "oidvector",
                     ),
                     "json" | "jsonb" | "uuid" | "pg_node_tree" => with_pg_type(DataType::Utf8, name),
+                    // money: a fixed-point amount with two decimals (served as numeric).
+                    "money" => Arc::new(Field::new("", DataType::Decimal128(19, 2), true)),
                     other => match pgtype::by_name(other).and_then(|t| {
                         pgtype::arrow_type_of(t.oid).map(|a| (t, a))
                     }) {
@@ -1122,6 +1189,14 @@ mod tests {
         assert_eq!(
             rewritten("select (select c.n from c, t where c.oid = a.c and t.oid = a.t and a.c <> t.c) from a"),
             "SELECT CASE WHEN a.c <> (SELECT first_value(t.c) FROM c, t WHERE c.oid = a.c AND t.oid = a.t) THEN (SELECT CASE WHEN count(*) > 1 THEN __lh_more_than_one_row() ELSE first_value(c.n) END FROM c, t WHERE c.oid = a.c AND t.oid = a.t) END FROM a"
+        );
+    }
+
+    #[test]
+    fn interval_fields() {
+        assert_eq!(
+            rewritten("select interval '1 02:03:04.5' day to second, interval '2' day"),
+            "SELECT INTERVAL '1 days 02 hours 03 minutes 04.5 seconds', INTERVAL '2' DAY"
         );
     }
 

@@ -766,6 +766,13 @@ fn figure_column_name(expr: &Expr) -> String {
             _ => "?column?".to_string(),
         },
         Expr::Extract { .. } => "extract".to_string(),
+        Expr::Interval(_) => "interval".to_string(),
+        Expr::TypedString(typed) => match &typed.data_type {
+            datafusion::sql::sqlparser::ast::DataType::Date => "date".to_string(),
+            datafusion::sql::sqlparser::ast::DataType::Timestamp(..) => "timestamp".to_string(),
+            datafusion::sql::sqlparser::ast::DataType::Time(..) => "time".to_string(),
+            _ => "?column?".to_string(),
+        },
         Expr::Substring { .. } => "substring".to_string(),
         Expr::Trim { .. } => "btrim".to_string(),
         Expr::Position { .. } => "position".to_string(),
