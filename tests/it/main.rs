@@ -7,3 +7,6 @@ mod support;
 
 /// Serving basics: protocol, TLS, auth, read-only refusals, limits, refresh.
 mod serve;
+
+/// Power BI as Npgsql 4.0.17 drives the wire: TLS 1.2, SCRAM, type batch, navigator, folding.
+mod clients_npgsql;
