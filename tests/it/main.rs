@@ -10,3 +10,6 @@ mod serve;
 
 /// Power BI as Npgsql 4.0.17 drives the wire: TLS 1.2, SCRAM, type batch, navigator, folding.
 mod clients_npgsql;
+
+/// psql 15 running its backslash commands.
+mod clients_psql;
