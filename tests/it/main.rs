@@ -13,3 +13,6 @@ mod clients_npgsql;
 
 /// psql 15 running its backslash commands.
 mod clients_psql;
+
+/// pgJDBC and psqlODBC listing tables and columns.
+mod clients_drivers;
