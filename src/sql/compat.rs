@@ -61,7 +61,9 @@ impl VisitorMut for Rewriter {
         } = factor
             && is_named(name, "generate_series")
             && args.settings.is_none()
-            && args.args.iter().any(|a| !matches!(a, FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) if is_constant(e)))
+            && args.args.iter().any(
+                |a| !matches!(a, FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) if is_constant(e)),
+            )
         {
             let series = Expr::Function(Function {
                 name: name.clone(),
@@ -176,11 +178,11 @@ fn rewrite_expr(expr: &mut Expr) {
         }
         // 'pg_class'::regclass and the other object-identifier casts need a catalog lookup.
         Expr::Cast {
-            kind,
+            kind: CastKind::Cast | CastKind::DoubleColon,
             expr: inner,
             data_type,
             ..
-        } if matches!(kind, CastKind::Cast | CastKind::DoubleColon) => {
+        } => {
             if let Some(function) = reg_cast_function(data_type) {
                 let arg = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
                 *expr = call(function, vec![arg]);
@@ -206,7 +208,7 @@ fn rewrite_expr(expr: &mut Expr) {
                 }) = interval.value.as_ref()
                 && let Some(spelled) = spell_interval(text, interval.leading_field.as_ref())
             {
-                interval.value = Box::new(Expr::value(Value::SingleQuotedString(spelled)));
+                *interval.value = Expr::value(Value::SingleQuotedString(spelled));
                 interval.leading_field = None;
                 interval.leading_precision = None;
                 interval.last_field = None;
@@ -273,7 +275,9 @@ fn spell_interval(text: &str, leading: Option<&ast::DateTimeField>) -> Option<St
 fn is_constant(expr: &Expr) -> bool {
     match expr {
         Expr::Value(_) => true,
-        Expr::UnaryOp { expr, .. } | Expr::Nested(expr) | Expr::Cast { expr, .. } => is_constant(expr),
+        Expr::UnaryOp { expr, .. } | Expr::Nested(expr) | Expr::Cast { expr, .. } => {
+            is_constant(expr)
+        }
         _ => false,
     }
 }
@@ -284,13 +288,50 @@ fn is_named(name: &ObjectName, wanted: &str) -> bool {
 
 /// Aggregate functions (by name) that make a select list aggregated.
 const AGGREGATES: &[&str] = &[
-    "count", "sum", "avg", "min", "max", "array_agg", "string_agg", "bool_and", "bool_or",
-    "every", "bit_and", "bit_or", "bit_xor", "stddev", "stddev_pop", "stddev_samp", "variance",
-    "var_pop", "var_samp", "corr", "covar_pop", "covar_samp", "first_value", "last_value",
-    "json_agg", "jsonb_agg", "json_object_agg", "median", "approx_distinct",
-    "approx_percentile_cont", "percentile_cont", "percentile_disc", "mode", "regr_slope",
-    "regr_intercept", "regr_count", "regr_r2", "regr_avgx", "regr_avgy", "regr_sxx", "regr_syy",
-    "regr_sxy", "nth_value", "grouping",
+    "count",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "array_agg",
+    "string_agg",
+    "bool_and",
+    "bool_or",
+    "every",
+    "bit_and",
+    "bit_or",
+    "bit_xor",
+    "stddev",
+    "stddev_pop",
+    "stddev_samp",
+    "variance",
+    "var_pop",
+    "var_samp",
+    "corr",
+    "covar_pop",
+    "covar_samp",
+    "first_value",
+    "last_value",
+    "json_agg",
+    "jsonb_agg",
+    "json_object_agg",
+    "median",
+    "approx_distinct",
+    "approx_percentile_cont",
+    "percentile_cont",
+    "percentile_disc",
+    "mode",
+    "regr_slope",
+    "regr_intercept",
+    "regr_count",
+    "regr_r2",
+    "regr_avgx",
+    "regr_avgy",
+    "regr_sxx",
+    "regr_syy",
+    "regr_sxy",
+    "nth_value",
+    "grouping",
 ];
 
 /// Whether an expression aggregates at its own level (subqueries inside it do not count).
@@ -333,8 +374,13 @@ fn plain_select(query: &mut Query) -> Option<&mut Select> {
     let SetExpr::Select(select) = query.body.as_mut() else {
         return None;
     };
-    let ungrouped = matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
-    if !ungrouped || select.having.is_some() || select.distinct.is_some() || select.projection.len() != 1 {
+    let ungrouped =
+        matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
+    if !ungrouped
+        || select.having.is_some()
+        || select.distinct.is_some()
+        || select.projection.len() != 1
+    {
         return None;
     }
     Some(select)
@@ -424,24 +470,27 @@ fn aggregate_scalar_subquery(original: &Query) -> Option<Expr> {
     let order_by = take_order_by(&mut query, &item_expr)?;
     query.limit_clause = None;
     let value = call_ordered("first_value", vec![item_expr], order_by);
-    let main = with_item(&query, if limit_one {
-        value
-    } else {
-        Expr::Case {
-            case_token: AttachedToken::empty(),
-            end_token: AttachedToken::empty(),
-            operand: None,
-            conditions: vec![CaseWhen {
-                condition: Expr::BinaryOp {
-                    left: Box::new(count_star()),
-                    op: BinaryOperator::Gt,
-                    right: Box::new(Expr::value(Value::Number("1".to_string(), false))),
-                },
-                result: call(MORE_THAN_ONE_ROW_FUNCTION, Vec::new()),
-            }],
-            else_result: Some(Box::new(value)),
-        }
-    })?;
+    let main = with_item(
+        &query,
+        if limit_one {
+            value
+        } else {
+            Expr::Case {
+                case_token: AttachedToken::empty(),
+                end_token: AttachedToken::empty(),
+                operand: None,
+                conditions: vec![CaseWhen {
+                    condition: Expr::BinaryOp {
+                        left: Box::new(count_star()),
+                        op: BinaryOperator::Gt,
+                        right: Box::new(Expr::value(Value::Number("1".to_string(), false))),
+                    },
+                    result: call(MORE_THAN_ONE_ROW_FUNCTION, Vec::new()),
+                }],
+                else_result: Some(Box::new(value)),
+            }
+        },
+    )?;
     for predicate in late {
         guards.push(read_inner_columns(predicate, &inner, &query)?);
     }
@@ -542,7 +591,8 @@ fn column_refs(expr: &Expr) -> Option<Vec<Option<String>>> {
                 match expr {
                     Expr::Identifier(_) => self.found.push(None),
                     Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
-                        self.found.push(Some(identifier_key(&parts[parts.len() - 2])));
+                        self.found
+                            .push(Some(identifier_key(&parts[parts.len() - 2])));
                     }
                     _ => {}
                 }
@@ -608,7 +658,15 @@ fn conjuncts(expr: Expr) -> Vec<Expr> {
             out.extend(conjuncts(*right));
             out
         }
-        Expr::Nested(inner) if matches!(inner.as_ref(), Expr::BinaryOp { op: BinaryOperator::And, .. }) => {
+        Expr::Nested(inner)
+            if matches!(
+                inner.as_ref(),
+                Expr::BinaryOp {
+                    op: BinaryOperator::And,
+                    ..
+                }
+            ) =>
+        {
             conjuncts(*inner)
         }
         other => vec![other],
@@ -709,7 +767,8 @@ fn array_map(query: &mut Query, item: &Expr) -> Option<Expr> {
         [] => alias.name.clone(),
         _ => return None,
     };
-    let mapped = if matches!(item, Expr::Identifier(i) if identifier_key(i) == identifier_key(&param)) {
+    let mapped = if matches!(item, Expr::Identifier(i) if identifier_key(i) == identifier_key(&param))
+    {
         array.clone()
     } else {
         call(
@@ -849,9 +908,7 @@ pub fn declare_parameter_types(statement: &mut Statement, declared: &[u32]) {
             value: Value::Placeholder(name),
             ..
         }) = expr
-            && let Some(index) = name
-                .strip_prefix('$')
-                .and_then(|n| n.parse::<usize>().ok())
+            && let Some(index) = name.strip_prefix('$').and_then(|n| n.parse::<usize>().ok())
             && let Some(oid) = declared.get(index.wrapping_sub(1))
             && let Some(sql_type) = sql_type_of(*oid)
         {
@@ -960,7 +1017,11 @@ fn typed_literal(text: &str, target: &DataType) -> Result<Option<datafusion::log
                     Some(item) => ScalarValue::Utf8(Some(item)).cast_to(field.data_type()),
                 })
                 .collect::<Result<Vec<_>>>()?;
-            ScalarValue::List(ScalarValue::new_list(&values, field.data_type(), field.is_nullable()))
+            ScalarValue::List(ScalarValue::new_list(
+                &values,
+                field.data_type(),
+                field.is_nullable(),
+            ))
         }
         _ => return Ok(None),
     };
@@ -1085,10 +1146,8 @@ impl TypePlanner for PgTypePlanner {
                     return Ok(None);
                 }
                 match name {
-                    "oid" | "xid" | "cid" | "regclass" | "regtype" | "regproc"
-                    | "regprocedure" | "regnamespace" | "regrole" => {
-                        with_pg_type(DataType::UInt32, name)
-                    }
+                    "oid" | "xid" | "cid" | "regclass" | "regtype" | "regproc" | "regprocedure"
+                    | "regnamespace" | "regrole" => with_pg_type(DataType::UInt32, name),
                     "name" | "sql_identifier" => with_pg_type(DataType::Utf8, "name"),
                     "char" => with_pg_type(DataType::Utf8, "char"),
                     "character_data" | "yes_or_no" => with_pg_type(DataType::Utf8, "varchar"),
@@ -1101,12 +1160,14 @@ impl TypePlanner for PgTypePlanner {
                         DataType::List(Arc::new(Field::new("item", DataType::UInt32, true))),
                         "oidvector",
                     ),
-                    "json" | "jsonb" | "uuid" | "pg_node_tree" => with_pg_type(DataType::Utf8, name),
+                    "json" | "jsonb" | "uuid" | "pg_node_tree" => {
+                        with_pg_type(DataType::Utf8, name)
+                    }
                     // money: a fixed-point amount with two decimals (served as numeric).
                     "money" => Arc::new(Field::new("", DataType::Decimal128(19, 2), true)),
-                    other => match pgtype::by_name(other).and_then(|t| {
-                        pgtype::arrow_type_of(t.oid).map(|a| (t, a))
-                    }) {
+                    other => match pgtype::by_name(other)
+                        .and_then(|t| pgtype::arrow_type_of(t.oid).map(|a| (t, a)))
+                    {
                         Some((_, arrow)) => Arc::new(Field::new("", arrow, true)),
                         None => return Ok(None),
                     },
@@ -1119,6 +1180,7 @@ impl TypePlanner for PgTypePlanner {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::sql::classify::parse;
@@ -1132,7 +1194,9 @@ mod tests {
     #[test]
     fn rewrites() {
         assert_eq!(
-            rewritten("select 1 where n.nspname OPERATOR(pg_catalog.~) '^(x)$' COLLATE pg_catalog.default"),
+            rewritten(
+                "select 1 where n.nspname OPERATOR(pg_catalog.~) '^(x)$' COLLATE pg_catalog.default"
+            ),
             "SELECT 1 WHERE n.nspname ~ '^(x)$'"
         );
         assert_eq!(
@@ -1143,7 +1207,10 @@ mod tests {
             rewritten("select pg_catalog.format_type(1, 2)"),
             "SELECT format_type(1, 2)"
         );
-        assert_eq!(rewritten("select U&'O''Brien\\0009x'"), "SELECT 'O''Brien\tx'");
+        assert_eq!(
+            rewritten("select U&'O''Brien\\0009x'"),
+            "SELECT 'O''Brien\tx'"
+        );
     }
 
     #[test]
@@ -1162,16 +1229,25 @@ mod tests {
             "SELECT (SELECT max(x) FROM t) FROM o"
         );
         assert_eq!(
-            rewritten("select array(select rolname from r where oid = any(p.roles) order by 1) from p"),
+            rewritten(
+                "select array(select rolname from r where oid = any(p.roles) order by 1) from p"
+            ),
             "SELECT (SELECT array_agg(rolname ORDER BY rolname) FROM r WHERE oid = ANY(p.roles)) FROM p"
         );
         assert_eq!(
-            rewritten("select a || array(select 'toast.' || x from pg_catalog.unnest(t.o) x) from t"),
+            rewritten(
+                "select a || array(select 'toast.' || x from pg_catalog.unnest(t.o) x) from t"
+            ),
             "SELECT a || array_transform(t.o, x -> 'toast.' || x) FROM t"
         );
-        assert_eq!(rewritten("select x from unnest(a) x"), "SELECT x FROM UNNEST(a) x (x)");
         assert_eq!(
-            rewritten("select s from generate_series(0, array_upper(p.a, 1)) s, generate_series(1, 3) t"),
+            rewritten("select x from unnest(a) x"),
+            "SELECT x FROM UNNEST(a) x (x)"
+        );
+        assert_eq!(
+            rewritten(
+                "select s from generate_series(0, array_upper(p.a, 1)) s, generate_series(1, 3) t"
+            ),
             "SELECT s FROM UNNEST(generate_series(0, array_upper(p.a, 1))) s (s), generate_series(1, 3) t"
         );
         assert_eq!(
@@ -1187,7 +1263,9 @@ mod tests {
             "SELECT CASE WHEN a.has THEN (SELECT CASE WHEN count(*) > 1 THEN __lh_more_than_one_row() ELSE first_value(d.x) END FROM d WHERE d.r = a.r) END FROM a"
         );
         assert_eq!(
-            rewritten("select (select c.n from c, t where c.oid = a.c and t.oid = a.t and a.c <> t.c) from a"),
+            rewritten(
+                "select (select c.n from c, t where c.oid = a.c and t.oid = a.t and a.c <> t.c) from a"
+            ),
             "SELECT CASE WHEN a.c <> (SELECT first_value(t.c) FROM c, t WHERE c.oid = a.c AND t.oid = a.t) THEN (SELECT CASE WHEN count(*) > 1 THEN __lh_more_than_one_row() ELSE first_value(c.n) END FROM c, t WHERE c.oid = a.c AND t.oid = a.t) END FROM a"
         );
     }
@@ -1205,7 +1283,12 @@ mod tests {
         assert_eq!(parse_array("{0}"), Some(vec![Some("0".to_string())]));
         assert_eq!(
             parse_array("{a, \"b c\",NULL,\"NULL\"}"),
-            Some(vec![Some("a".into()), Some("b c".into()), None, Some("NULL".into())])
+            Some(vec![
+                Some("a".into()),
+                Some("b c".into()),
+                None,
+                Some("NULL".into())
+            ])
         );
         assert_eq!(parse_array("{}"), Some(vec![]));
         assert_eq!(parse_array("0"), None);

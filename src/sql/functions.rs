@@ -845,6 +845,7 @@ pub fn first_value(array: &dyn Array) -> ScalarValue {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

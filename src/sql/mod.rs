@@ -5,7 +5,7 @@
 //! - [`compat`]: PostgreSQL syntax on the syntax tree (operators, casts, literals, type names).
 //! - [`enforce`]: grants, row filters and masks on the resolved logical plan.
 //! - [`functions`]: PostgreSQL's catalog and session functions.
-//! - [`settings`]: SET/SHOW/RESET.
+//! - [`settings`][]: SET/SHOW/RESET.
 //! - [`session`]: one connection's session.
 //! - [`exec`]: the execution runtime, memory limits, cancellation by drop.
 //! - [`error`]: errors and their SQLSTATEs.

@@ -19,8 +19,14 @@ async fn run(mut cmd: Command, what: &str, install: &str) -> Vec<Vec<String>> {
         .unwrap_or_else(|e| panic!("cannot run {what} ({e}): install {install}"));
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    assert!(output.status.success(), "{description} failed (needs {install}):\n{stderr}\n{stdout}");
-    stdout.lines().map(|l| l.split('\t').map(str::to_string).collect()).collect()
+    assert!(
+        output.status.success(),
+        "{description} failed (needs {install}):\n{stderr}\n{stdout}"
+    );
+    stdout
+        .lines()
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
 }
 
 fn facts<'a>(lines: &'a [Vec<String>], kind: &str) -> Vec<Vec<&'a str>> {
@@ -49,21 +55,33 @@ async fn pgjdbc_lists_tables_and_columns() {
     let server = TestServer::start_with(tls_required()).await;
     let classes = tempfile::tempdir().unwrap();
     let mut javac = Command::new("javac");
-    javac.arg("-d").arg(classes.path()).arg(clients_dir().join("JdbcCatalog.java"));
+    javac
+        .arg("-d")
+        .arg(classes.path())
+        .arg(clients_dir().join("JdbcCatalog.java"));
     run(javac, "javac", "a JDK (Debian default-jdk-headless)").await;
     let mut java = Command::new("java");
     java.arg("-cp")
         .arg(format!("{}:{JDBC_JAR}", classes.path().display()))
         .arg("JdbcCatalog")
-        .arg(format!("jdbc:postgresql://127.0.0.1:{}/IKHOSPITAL_DW?sslmode=require", server.addr.port()))
+        .arg(format!(
+            "jdbc:postgresql://127.0.0.1:{}/IKHOSPITAL_DW?sslmode=require",
+            server.addr.port()
+        ))
         .arg("carol")
         .arg(PASSWORD);
     let lines = run(java, "java", "a JDK and libpostgresql-jdbc-java").await;
     assert_eq!(facts(&lines, "product"), [["PostgreSQL", "15"]]);
-    assert_eq!(facts(&lines, "schema"), [["dbo"], ["information_schema"], ["pg_catalog"]]);
+    assert_eq!(
+        facts(&lines, "schema"),
+        [["dbo"], ["information_schema"], ["pg_catalog"]]
+    );
     assert_eq!(
         facts(&lines, "table"),
-        [["dbo", "dim_patient", "TABLE"], ["dbo", "fact_events", "TABLE"]],
+        [
+            ["dbo", "dim_patient", "TABLE"],
+            ["dbo", "fact_events", "TABLE"]
+        ],
         "carol's tables only"
     );
     let columns = facts(&lines, "column");
@@ -72,7 +90,10 @@ async fn pgjdbc_lists_tables_and_columns() {
     assert_eq!(columns[1], ["name", "text", "12", "YES", "2"]);
     assert_eq!(columns[3], ["age", "int4", "4", "YES", "4"]);
     // Patient 4 is Portuguese (carol's row filter); int8 parameter, text results.
-    assert_eq!(facts(&lines, "row"), [["name", "Test Patient 4", "int4", "28"]]);
+    assert_eq!(
+        facts(&lines, "row"),
+        [["name", "Test Patient 4", "int4", "28"]]
+    );
     server.stop().await;
 }
 
@@ -86,12 +107,21 @@ async fn psqlodbc_lists_tables_and_columns() {
         .arg(server.addr.port().to_string())
         .arg("alice")
         .arg(PASSWORD);
-    let lines = run(python, "python3 with pyodbc", "odbc-postgresql, unixodbc and `pip install pyodbc`").await;
+    let lines = run(
+        python,
+        "python3 with pyodbc",
+        "odbc-postgresql, unixodbc and `pip install pyodbc`",
+    )
+    .await;
     assert_eq!(facts(&lines, "dbms")[0][0], "PostgreSQL");
     assert_eq!(facts(&lines, "schema"), [["dbo"], ["sys"]]);
     assert_eq!(
         facts(&lines, "table"),
-        [["dbo", "dim_doctors", "TABLE"], ["dbo", "dim_patient", "TABLE"], ["dbo", "fact_events", "TABLE"]]
+        [
+            ["dbo", "dim_doctors", "TABLE"],
+            ["dbo", "dim_patient", "TABLE"],
+            ["dbo", "fact_events", "TABLE"]
+        ]
     );
     let columns = facts(&lines, "column");
     assert_eq!(columns.len(), 8);

@@ -160,7 +160,13 @@ fn query(sql: &str) -> Vec<u8> {
 
 /// What Npgsql writes for one statement of a command.
 fn npgsql_statement(sql: &str, result_format: i16) -> Vec<u8> {
-    [parse(sql), bind(result_format), describe_portal(), execute()].concat()
+    [
+        parse(sql),
+        bind(result_format),
+        describe_portal(),
+        execute(),
+    ]
+    .concat()
 }
 
 /// NpgsqlCommand's split at top-level `;` (the batch has none inside literals or comments).
@@ -202,7 +208,12 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -211,7 +222,12 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
@@ -238,7 +254,10 @@ async fn tls12(port: u16) -> TlsStream<TcpStream> {
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let stream = connector.connect(name, socket).await.unwrap();
-    assert_eq!(stream.get_ref().1.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_2));
+    assert_eq!(
+        stream.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
     stream
 }
 
@@ -303,7 +322,11 @@ impl Npgsql {
     /// SCRAM-SHA-256 as Npgsql 4.0 does it: no channel binding, user name `*`.
     async fn scram(&mut self, password: &str) {
         let m = self.next().await;
-        assert_eq!((m.tag, &m.body[..4]), (b'R', &10i32.to_be_bytes()[..]), "expected SASL: {m:?}");
+        assert_eq!(
+            (m.tag, &m.body[..4]),
+            (b'R', &10i32.to_be_bytes()[..]),
+            "expected SASL: {m:?}"
+        );
         assert!(String::from_utf8_lossy(&m.body).contains("SCRAM-SHA-256"));
         let nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF";
         let client_first_bare = format!("n=*,r={nonce}");
@@ -313,7 +336,11 @@ impl Npgsql {
         body.extend(client_first.as_bytes());
         self.write(&message(b'p', &body)).await;
         let m = self.next().await;
-        assert_eq!(&m.body[..4], &11i32.to_be_bytes()[..], "expected SASLContinue: {m:?}");
+        assert_eq!(
+            &m.body[..4],
+            &11i32.to_be_bytes()[..],
+            "expected SASLContinue: {m:?}"
+        );
         let server_first = String::from_utf8(m.body[4..].to_vec()).unwrap();
         let attr = |key: &str| {
             server_first
@@ -324,9 +351,16 @@ impl Npgsql {
         };
         let (server_nonce, salt, iterations) = (attr("r"), attr("s"), attr("i"));
         assert!(server_nonce.starts_with(nonce));
-        let salt = base64::engine::general_purpose::STANDARD.decode(salt).unwrap();
+        let salt = base64::engine::general_purpose::STANDARD
+            .decode(salt)
+            .unwrap();
         let mut salted = [0u8; 32];
-        pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, iterations.parse().unwrap(), &mut salted);
+        pbkdf2::pbkdf2_hmac::<Sha256>(
+            password.as_bytes(),
+            &salt,
+            iterations.parse().unwrap(),
+            &mut salted,
+        );
         let hmac = |key: &[u8], data: &[u8]| {
             let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
             mac.update(data);
@@ -337,7 +371,11 @@ impl Npgsql {
         let without_proof = format!("c=biws,r={server_nonce}");
         let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
         let signature = hmac(&stored_key, auth_message.as_bytes());
-        let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
         let client_final = format!(
             "{without_proof},p={}",
             base64::engine::general_purpose::STANDARD.encode(proof)
@@ -347,10 +385,18 @@ impl Npgsql {
         assert_eq!(m.tag, b'R', "authentication failed: {:?}", m.error_fields());
         assert_eq!(&m.body[..4], &12i32.to_be_bytes()[..], "expected SASLFinal");
         let server_key = hmac(&salted, b"Server Key");
-        let expected = base64::engine::general_purpose::STANDARD.encode(hmac(&server_key, auth_message.as_bytes()));
-        assert_eq!(String::from_utf8_lossy(&m.body[4..]), format!("v={expected}"));
+        let expected = base64::engine::general_purpose::STANDARD
+            .encode(hmac(&server_key, auth_message.as_bytes()));
+        assert_eq!(
+            String::from_utf8_lossy(&m.body[4..]),
+            format!("v={expected}")
+        );
         let m = self.next().await;
-        assert_eq!((m.tag, &m.body[..]), (b'R', &0i32.to_be_bytes()[..]), "expected AuthenticationOk");
+        assert_eq!(
+            (m.tag, &m.body[..]),
+            (b'R', &0i32.to_be_bytes()[..]),
+            "expected AuthenticationOk"
+        );
     }
 
     async fn write(&mut self, bytes: &[u8]) {
@@ -361,22 +407,34 @@ impl Npgsql {
     async fn next(&mut self) -> Msg {
         loop {
             if self.buffer.len() >= 5 {
-                let len = i32::from_be_bytes([self.buffer[1], self.buffer[2], self.buffer[3], self.buffer[4]]) as usize;
+                let len = i32::from_be_bytes([
+                    self.buffer[1],
+                    self.buffer[2],
+                    self.buffer[3],
+                    self.buffer[4],
+                ]) as usize;
                 if self.buffer.len() > len {
                     let tag = self.buffer[0];
                     self.buffer.advance(5);
                     let body = self.buffer.split_to(len - 4).to_vec();
                     if tag == b'T' {
-                        let m = Msg { tag, body: body.clone() };
-                        self.seen_types.extend(m.columns().iter().map(|c| c.type_oid));
+                        let m = Msg {
+                            tag,
+                            body: body.clone(),
+                        };
+                        self.seen_types
+                            .extend(m.columns().iter().map(|c| c.type_oid));
                     }
                     return Msg { tag, body };
                 }
             }
-            let n = tokio::time::timeout(Duration::from_secs(60), self.stream.read_buf(&mut self.buffer))
-                .await
-                .expect("the server did not answer within 60 s")
-                .unwrap();
+            let n = tokio::time::timeout(
+                Duration::from_secs(60),
+                self.stream.read_buf(&mut self.buffer),
+            )
+            .await
+            .expect("the server did not answer within 60 s")
+            .unwrap();
             assert!(n > 0, "the server closed the connection");
         }
     }
@@ -389,14 +447,30 @@ impl Npgsql {
         for _ in 0..n {
             let mut result = StatementResult::default();
             let m = self.next().await;
-            assert_eq!(m.tag, b'1', "expected ParseComplete, got {:?} {:?}", m.tag as char, m.error_fields());
+            assert_eq!(
+                m.tag,
+                b'1',
+                "expected ParseComplete, got {:?} {:?}",
+                m.tag as char,
+                m.error_fields()
+            );
             let m = self.next().await;
-            assert_eq!(m.tag, b'2', "expected BindComplete, got {:?} {:?}", m.tag as char, m.error_fields());
+            assert_eq!(
+                m.tag,
+                b'2',
+                "expected BindComplete, got {:?} {:?}",
+                m.tag as char,
+                m.error_fields()
+            );
             let m = self.next().await;
             match m.tag {
                 b'T' => result.columns = m.columns(),
                 b'n' => {}
-                other => panic!("expected RowDescription, got {:?} {:?}", other as char, m.error_fields()),
+                other => panic!(
+                    "expected RowDescription, got {:?} {:?}",
+                    other as char,
+                    m.error_fields()
+                ),
             }
             loop {
                 let m = self.next().await;
@@ -406,13 +480,21 @@ impl Npgsql {
                         result.tag = m.text();
                         break;
                     }
-                    other => panic!("expected DataRow or CommandComplete, got {:?} {:?}", other as char, m.error_fields()),
+                    other => panic!(
+                        "expected DataRow or CommandComplete, got {:?} {:?}",
+                        other as char,
+                        m.error_fields()
+                    ),
                 }
             }
             out.push(result);
         }
         let m = self.next().await;
-        assert_eq!(m.tag, b'Z', "expected ReadyForQuery after the batch, got {:?}", m.tag as char);
+        assert_eq!(
+            m.tag, b'Z',
+            "expected ReadyForQuery after the batch, got {:?}",
+            m.tag as char
+        );
         assert_eq!(m.body, vec![b'I']);
         out
     }
@@ -429,7 +511,12 @@ impl Npgsql {
         self.write(&bytes).await;
         if discard_first {
             let m = self.next().await;
-            assert_eq!((m.tag, m.text()), (b'C', "DISCARD ALL".to_string()), "{:?}", m.error_fields());
+            assert_eq!(
+                (m.tag, m.text()),
+                (b'C', "DISCARD ALL".to_string()),
+                "{:?}",
+                m.error_fields()
+            );
             let m = self.next().await;
             assert_eq!(m.tag, b'Z');
         }
@@ -467,7 +554,11 @@ fn numeric(bytes: &[u8]) -> String {
     let digits: Vec<i16> = (0..ndigits).map(|_| b.get_i16()).collect();
     let mut int_part = String::new();
     for i in 0..=weight.max(0) {
-        let d = if weight >= 0 { digits.get(i as usize).copied().unwrap_or(0) } else { 0 };
+        let d = if weight >= 0 {
+            digits.get(i as usize).copied().unwrap_or(0)
+        } else {
+            0
+        };
         if int_part.is_empty() {
             if d != 0 || i == weight.max(0) {
                 int_part = d.to_string();
@@ -482,13 +573,21 @@ fn numeric(bytes: &[u8]) -> String {
     let mut frac = String::new();
     let mut idx = weight + 1;
     while (frac.len() as i16) < dscale {
-        let d = if idx < 0 { 0 } else { digits.get(idx as usize).copied().unwrap_or(0) };
+        let d = if idx < 0 {
+            0
+        } else {
+            digits.get(idx as usize).copied().unwrap_or(0)
+        };
         frac.push_str(&format!("{d:04}"));
         idx += 1;
     }
     frac.truncate(dscale as usize);
     let sign = if sign == 0x4000 { "-" } else { "" };
-    if dscale > 0 { format!("{sign}{int_part}.{frac}") } else { format!("{sign}{int_part}") }
+    if dscale > 0 {
+        format!("{sign}{int_part}.{frac}")
+    } else {
+        format!("{sign}{int_part}")
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -513,8 +612,20 @@ async fn power_bi_sequence_type_batch_navigator_import_and_direct_query() {
 
     // Npgsql reads these with a dictionary indexer: a missing key is an exception on open.
     let version = &pbi.parameters["server_version"];
-    let numeric_part: String = version.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
-    assert!(numeric_part.split('.').next().unwrap().parse::<u32>().unwrap() >= 9, "{version}");
+    let numeric_part: String = version
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    assert!(
+        numeric_part
+            .split('.')
+            .next()
+            .unwrap()
+            .parse::<u32>()
+            .unwrap()
+            >= 9,
+        "{version}"
+    );
     assert_eq!(pbi.parameters["integer_datetimes"], "on");
     assert_eq!(pbi.parameters["client_encoding"], "UTF8");
     assert_eq!(pbi.parameters["standard_conforming_strings"], "on");
@@ -533,7 +644,19 @@ async fn power_bi_sequence_type_batch_navigator_import_and_direct_query() {
     let results = pbi.results(3).await;
     let types = &results[0];
     let names: Vec<&str> = types.columns.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["nspname", "typname", "oid", "typrelid", "typbasetype", "type", "elemoid", "ord"]);
+    assert_eq!(
+        names,
+        [
+            "nspname",
+            "typname",
+            "oid",
+            "typrelid",
+            "typbasetype",
+            "type",
+            "elemoid",
+            "ord"
+        ]
+    );
     assert_eq!(types.columns[0].type_oid, 19, "nspname is name");
     // PostgreSQL types `type` "char" (18); a CASE of 'a' and a "char" column comes out as
     // text here. Npgsql reads every column of this batch as text, so both work.
@@ -542,33 +665,86 @@ async fn power_bi_sequence_type_batch_navigator_import_and_direct_query() {
     let mut last_ord = 0;
     for row in &types.rows {
         for (idx, value) in row.iter().enumerate().take(8) {
-            assert!(value.is_some(), "NULL in column {} of the type batch: Npgsql says \"Column is null\"", names[idx]);
+            assert!(
+                value.is_some(),
+                "NULL in column {} of the type batch: Npgsql says \"Column is null\"",
+                names[idx]
+            );
         }
         let cell = |i: usize| text(row[i].as_ref().unwrap());
         let ord: i64 = cell(7).parse().unwrap();
         assert!(ord >= last_ord, "the batch is ordered by ord");
         last_ord = ord;
         assert_eq!(cell(0), "pg_catalog");
-        loaded.insert(cell(2).parse().unwrap(), (cell(1), cell(5), cell(6).parse().unwrap()));
+        loaded.insert(
+            cell(2).parse().unwrap(),
+            (cell(1), cell(5), cell(6).parse().unwrap()),
+        );
     }
-    for (oid, name) in [(16, "bool"), (17, "bytea"), (19, "name"), (20, "int8"), (21, "int2"), (23, "int4"), (25, "text"), (26, "oid"), (700, "float4"), (701, "float8"), (1042, "bpchar"), (1043, "varchar"), (1082, "date"), (1114, "timestamp"), (1184, "timestamptz"), (1700, "numeric"), (114, "json")] {
-        assert_eq!(loaded.get(&oid).map(|t| t.0.as_str()), Some(name), "type {oid}");
+    for (oid, name) in [
+        (16, "bool"),
+        (17, "bytea"),
+        (19, "name"),
+        (20, "int8"),
+        (21, "int2"),
+        (23, "int4"),
+        (25, "text"),
+        (26, "oid"),
+        (700, "float4"),
+        (701, "float8"),
+        (1042, "bpchar"),
+        (1043, "varchar"),
+        (1082, "date"),
+        (1114, "timestamp"),
+        (1184, "timestamptz"),
+        (1700, "numeric"),
+        (114, "json"),
+    ] {
+        assert_eq!(
+            loaded.get(&oid).map(|t| t.0.as_str()),
+            Some(name),
+            "type {oid}"
+        );
         assert_eq!(loaded[&oid].1, "b");
     }
     // Arrays come through the pg_proc.oid = pg_type.typreceive join with proname array_recv.
     assert_eq!(loaded[&1007], ("_int4".to_string(), "a".to_string(), 23));
     assert_eq!(loaded[&1009], ("_text".to_string(), "a".to_string(), 25));
-    assert!(loaded.values().any(|t| t.1 == "r"), "ranges (pg_range join)");
+    assert!(
+        loaded.values().any(|t| t.1 == "r"),
+        "ranges (pg_range join)"
+    );
     assert!(results[1].rows.is_empty() && results[2].rows.is_empty());
-    assert_eq!(results[1].columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["oid", "attname", "atttypid"]);
+    assert_eq!(
+        results[1]
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        ["oid", "attname", "atttypid"]
+    );
 
     // 2. Server metadata, then the navigator, each after DISCARD ALL (a reused pooled connection).
-    let r = pbi.command("select character_set_name from INFORMATION_SCHEMA.character_sets", false).await;
+    let r = pbi
+        .command(
+            "select character_set_name from INFORMATION_SCHEMA.character_sets",
+            false,
+        )
+        .await;
     assert_eq!(r.columns[0].name, "character_set_name");
     assert_eq!(text(r.rows[0][0].as_ref().unwrap()), "UTF8");
-    let r = pbi.command("select SCHEMA_NAME from INFORMATION_SCHEMA.SCHEMATA order by SCHEMA_NAME", true).await;
+    let r = pbi
+        .command(
+            "select SCHEMA_NAME from INFORMATION_SCHEMA.SCHEMATA order by SCHEMA_NAME",
+            true,
+        )
+        .await;
     assert_eq!(r.columns[0].name, "schema_name");
-    let schemas: Vec<String> = r.rows.iter().map(|row| text(row[0].as_ref().unwrap())).collect();
+    let schemas: Vec<String> = r
+        .rows
+        .iter()
+        .map(|row| text(row[0].as_ref().unwrap()))
+        .collect();
     assert_eq!(schemas, ["dbo", "information_schema", "pg_catalog", "sys"]);
     let r = pbi
         .command(
@@ -578,11 +754,23 @@ async fn power_bi_sequence_type_batch_navigator_import_and_direct_query() {
             true,
         )
         .await;
-    assert_eq!(r.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["table_schema", "table_name", "table_type"]);
+    assert_eq!(
+        r.columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        ["table_schema", "table_name", "table_type"]
+    );
     let tables: Vec<(String, String, String)> = r
         .rows
         .iter()
-        .map(|row| (text(row[0].as_ref().unwrap()), text(row[1].as_ref().unwrap()), text(row[2].as_ref().unwrap())))
+        .map(|row| {
+            (
+                text(row[0].as_ref().unwrap()),
+                text(row[1].as_ref().unwrap()),
+                text(row[2].as_ref().unwrap()),
+            )
+        })
         .collect();
     let expected: Vec<(String, String, String)> = [
         ("dbo", "dim_doctors", "BASE TABLE"),
@@ -605,10 +793,18 @@ async fn power_bi_sequence_type_batch_navigator_import_and_direct_query() {
         )
         .await;
     assert_eq!(
-        r.columns.iter().map(|c| (c.name.as_str(), c.type_oid)).collect::<Vec<_>>(),
+        r.columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.type_oid))
+            .collect::<Vec<_>>(),
         // sql_identifier is name, cardinal_number int4, yes_or_no varchar; the CASE over
         // character_data || text is text, as in PostgreSQL.
-        [("column_name", 19), ("ordinal_position", 23), ("is_nullable", 1043), ("data_type", 25)]
+        [
+            ("column_name", 19),
+            ("ordinal_position", 23),
+            ("is_nullable", 1043),
+            ("data_type", 25)
+        ]
     );
     let columns: Vec<(String, i64, String, String)> = r
         .rows
@@ -634,7 +830,14 @@ async fn power_bi_sequence_type_batch_navigator_import_and_direct_query() {
     ]
     .iter()
     .enumerate()
-    .map(|(i, (n, nullable, t))| (n.to_string(), i as i64 + 1, nullable.to_string(), t.to_string()))
+    .map(|(i, (n, nullable, t))| {
+        (
+            n.to_string(),
+            i as i64 + 1,
+            nullable.to_string(),
+            t.to_string(),
+        )
+    })
     .collect();
     assert_eq!(columns, expected);
 
@@ -648,8 +851,16 @@ async fn power_bi_sequence_type_batch_navigator_import_and_direct_query() {
         )
         .await;
     assert_eq!(
-        r.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
-        ["index_name", "column_name", "ordinal_position", "primary_key"],
+        r.columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "index_name",
+            "column_name",
+            "ordinal_position",
+            "primary_key"
+        ],
         "unqualified, lower-case names (ii.COLUMN_NAME is column_name)"
     );
     assert!(r.rows.is_empty());
@@ -662,8 +873,18 @@ async fn power_bi_sequence_type_batch_navigator_import_and_direct_query() {
         )
         .await;
     assert_eq!(
-        r.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
-        ["pk_column_name", "fk_table_schema", "fk_table_name", "fk_column_name", "ordinal", "fk_name"]
+        r.columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "pk_column_name",
+            "fk_table_schema",
+            "fk_table_name",
+            "fk_column_name",
+            "ordinal",
+            "fk_name"
+        ]
     );
     // The relation-size query (server major >= 8), starting with CRLF.
     let r = pbi
@@ -672,7 +893,10 @@ async fn power_bi_sequence_type_batch_navigator_import_and_direct_query() {
             true,
         )
         .await;
-    assert_eq!((r.columns[0].name.as_str(), r.columns[0].type_oid), ("total_bytes", 20));
+    assert_eq!(
+        (r.columns[0].name.as_str(), r.columns[0].type_oid),
+        ("total_bytes", 20)
+    );
     assert!(int(r.rows[0][0].as_ref().unwrap()) > 0);
 
     // 3. Import: one read of dim_patient, binary.
@@ -685,11 +909,21 @@ async fn power_bi_sequence_type_batch_navigator_import_and_direct_query() {
     assert_eq!(r.rows.len(), 40);
     assert_eq!(r.columns[0].type_oid, 23);
     assert_eq!(r.columns[3].type_oid, 23);
-    let seventh = r.rows.iter().find(|row| int(row[0].as_ref().unwrap()) == 7).unwrap();
+    let seventh = r
+        .rows
+        .iter()
+        .find(|row| int(row[0].as_ref().unwrap()) == 7)
+        .unwrap();
     assert_eq!(text(seventh[1].as_ref().unwrap()), "Test Patient 7");
     assert_eq!(int(seventh[3].as_ref().unwrap()), 49);
-    assert_eq!(text(seventh[4].as_ref().unwrap()), "7 Fake Street\nTestville");
-    assert_eq!(text(seventh[5].as_ref().unwrap()), fixture::COUNTRIES[7 % 4]);
+    assert_eq!(
+        text(seventh[4].as_ref().unwrap()),
+        "7 Fake Street\nTestville"
+    );
+    assert_eq!(
+        text(seventh[5].as_ref().unwrap()),
+        fixture::COUNTRIES[7 % 4]
+    );
 
     // 4. DirectQuery: a visual over fact_events joined to dim_doctors, folded as Power BI folds
     // it (nested "_"/"rows" aliases, date literals, U&'' literal, count distinct, limit 1000001).
@@ -699,7 +933,13 @@ async fn power_bi_sequence_type_batch_navigator_import_and_direct_query() {
             true,
         )
         .await;
-    assert_eq!(r.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["area", "a0", "a1"]);
+    assert_eq!(
+        r.columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        ["area", "a0", "a1"]
+    );
     let got: BTreeMap<String, (i64, i64)> = r
         .rows
         .iter()
@@ -714,7 +954,10 @@ async fn power_bi_sequence_type_batch_navigator_import_and_direct_query() {
 
     // Every type a RowDescription named is one the type batch loaded.
     for oid in &pbi.seen_types {
-        assert!(loaded.contains_key(oid), "type {oid} was in a RowDescription but not in the type batch");
+        assert!(
+            loaded.contains_key(oid),
+            "type {oid} was in a RowDescription but not in the type batch"
+        );
     }
     server.stop().await;
 }
@@ -722,7 +965,18 @@ async fn power_bi_sequence_type_batch_navigator_import_and_direct_query() {
 /// Visits (rows with symptoms 'Cough') and distinct patients per doctor area, computed from
 /// the fixture's definition.
 fn expected_visits_by_area() -> BTreeMap<String, (i64, i64)> {
-    let areas = ["Allergist", "Cardiologist", "Dermatologist", "Oncologist", "Ophthalmologist", "General", "Gynaecologist", "Obstetrician", "Urologist", "Pediatrician"];
+    let areas = [
+        "Allergist",
+        "Cardiologist",
+        "Dermatologist",
+        "Oncologist",
+        "Ophthalmologist",
+        "General",
+        "Gynaecologist",
+        "Obstetrician",
+        "Urologist",
+        "Pediatrician",
+    ];
     let mut visits: BTreeMap<String, (i64, BTreeSet<i64>)> = BTreeMap::new();
     for id in 1..=200i64 {
         if id % 5 == 0 {
@@ -734,7 +988,10 @@ fn expected_visits_by_area() -> BTreeMap<String, (i64, i64)> {
         entry.0 += 1;
         entry.1.insert(id % 40 + 1);
     }
-    visits.into_iter().map(|(k, (n, p))| (k, (n, p.len() as i64))).collect()
+    visits
+        .into_iter()
+        .map(|(k, (n, p))| (k, (n, p.len() as i64)))
+        .collect()
 }
 
 #[tokio::test]
@@ -747,12 +1004,31 @@ async fn power_bi_navigator_lists_exactly_the_users_tables() {
             false,
         )
         .await;
-    let tables: Vec<String> = r.rows.iter().map(|row| format!("{}.{}", text(row[0].as_ref().unwrap()), text(row[1].as_ref().unwrap()))).collect();
+    let tables: Vec<String> = r
+        .rows
+        .iter()
+        .map(|row| {
+            format!(
+                "{}.{}",
+                text(row[0].as_ref().unwrap()),
+                text(row[1].as_ref().unwrap())
+            )
+        })
+        .collect();
     assert_eq!(tables, ["dbo.dim_patient", "dbo.fact_events"]);
     // Row filters apply to the Import read: carol sees the Portuguese patients only.
-    let r = pbi.command("select \"id_patient\", \"country\" from \"dbo\".\"dim_patient\" \"$Table\"", true).await;
+    let r = pbi
+        .command(
+            "select \"id_patient\", \"country\" from \"dbo\".\"dim_patient\" \"$Table\"",
+            true,
+        )
+        .await;
     assert_eq!(r.rows.len(), 20);
-    assert!(r.rows.iter().all(|row| text(row[1].as_ref().unwrap()) == "Portugal"));
+    assert!(
+        r.rows
+            .iter()
+            .all(|row| text(row[1].as_ref().unwrap()) == "Portugal")
+    );
     server.stop().await;
 }
 
@@ -799,7 +1075,18 @@ async fn pipelined_groups_answer_in_order_and_skip_to_sync_after_an_error() {
             other => panic!("unexpected {:?} {:?}", other as char, m.error_fields()),
         }
     }
-    assert_eq!(tags, ["SET", "RESET", "CLOSE CURSOR ALL", "UNLISTEN", "SELECT 1", "DISCARD SEQUENCES", "DISCARD TEMP"]);
+    assert_eq!(
+        tags,
+        [
+            "SET",
+            "RESET",
+            "CLOSE CURSOR ALL",
+            "UNLISTEN",
+            "SELECT 1",
+            "DISCARD SEQUENCES",
+            "DISCARD TEMP"
+        ]
+    );
     server.stop().await;
 }
 
@@ -855,12 +1142,28 @@ fn all_types() -> fixture::Table {
         Field::new("str", DataType::Utf8, true),
         Field::new("flag", DataType::Boolean, true),
         Field::new("day", DataType::Date32, true),
-        Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
-        Field::new("ts_ntz", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new(
+            "ts_ntz",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            true,
+        ),
         Field::new("bin", DataType::Binary, true),
-        Field::new("tags", DataType::List(Arc::new(Field::new("element", DataType::Utf8, true))), true),
+        Field::new(
+            "tags",
+            DataType::List(Arc::new(Field::new("element", DataType::Utf8, true))),
+            true,
+        ),
     ]));
-    let mut tags = ListBuilder::new(StringBuilder::new()).with_field(Field::new("element", DataType::Utf8, true));
+    let mut tags = ListBuilder::new(StringBuilder::new()).with_field(Field::new(
+        "element",
+        DataType::Utf8,
+        true,
+    ));
     tags.values().append_value("a");
     tags.values().append_value("b c");
     tags.append(true);
@@ -871,7 +1174,11 @@ fn all_types() -> fixture::Table {
         Arc::new(Int8Array::from(vec![-5])),
         Arc::new(Float32Array::from(vec![1.5])),
         Arc::new(Float64Array::from(vec![-0.25])),
-        Arc::new(Decimal128Array::from(vec![-123_456]).with_precision_and_scale(10, 2).unwrap()),
+        Arc::new(
+            Decimal128Array::from(vec![-123_456])
+                .with_precision_and_scale(10, 2)
+                .unwrap(),
+        ),
         Arc::new(StringArray::from(vec!["héllo"])),
         Arc::new(BooleanArray::from(vec![true])),
         Arc::new(Date32Array::from(vec![10_958])), // 2000-01-02
@@ -882,7 +1189,9 @@ fn all_types() -> fixture::Table {
     ];
     fixture::Table {
         name: "all_types".into(),
-        batches: vec![datafusion::arrow::record_batch::RecordBatch::try_new(schema, columns).unwrap()],
+        batches: vec![
+            datafusion::arrow::record_batch::RecordBatch::try_new(schema, columns).unwrap(),
+        ],
     }
 }
 
@@ -892,8 +1201,14 @@ async fn binary_results_for_every_delta_type() {
     setup.tables.push(all_types());
     let server = TestServer::start_with(setup).await;
     let mut pbi = Npgsql::connect(server.addr.port(), "alice").await;
-    let r = pbi.command("select * from \"dbo\".\"all_types\" \"$Table\"", true).await;
-    let types: Vec<(&str, u32, i16, i32)> = r.columns.iter().map(|c| (c.name.as_str(), c.type_oid, c.type_len, c.typmod)).collect();
+    let r = pbi
+        .command("select * from \"dbo\".\"all_types\" \"$Table\"", true)
+        .await;
+    let types: Vec<(&str, u32, i16, i32)> = r
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.type_oid, c.type_len, c.typmod))
+        .collect();
     assert_eq!(
         types,
         [
@@ -941,10 +1256,29 @@ async fn binary_results_for_every_delta_type() {
     let r = pbi
         .command("select DATA_TYPE from INFORMATION_SCHEMA.columns where TABLE_NAME = 'all_types' order by ORDINAL_POSITION", true)
         .await;
-    let spellings: Vec<String> = r.rows.iter().map(|row| text(row[0].as_ref().unwrap())).collect();
+    let spellings: Vec<String> = r
+        .rows
+        .iter()
+        .map(|row| text(row[0].as_ref().unwrap()))
+        .collect();
     assert_eq!(
         spellings,
-        ["bigint", "integer", "smallint", "smallint", "real", "double precision", "numeric", "text", "boolean", "date", "timestamp with time zone", "timestamp without time zone", "bytea", "ARRAY"]
+        [
+            "bigint",
+            "integer",
+            "smallint",
+            "smallint",
+            "real",
+            "double precision",
+            "numeric",
+            "text",
+            "boolean",
+            "date",
+            "timestamp with time zone",
+            "timestamp without time zone",
+            "bytea",
+            "ARRAY"
+        ]
     );
     server.stop().await;
 }

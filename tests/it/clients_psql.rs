@@ -8,7 +8,10 @@ use crate::support::{Setup, TestServer};
 /// Runs psql with `-c` commands in one session; returns stdout, failing on any error.
 async fn psql(server: &TestServer, user: &str, commands: &[&str]) -> String {
     let mut cmd = Command::new("psql");
-    cmd.arg("-X").arg("-v").arg("ON_ERROR_STOP=1").arg(server.url(user, "require"));
+    cmd.arg("-X")
+        .arg("-v")
+        .arg("ON_ERROR_STOP=1")
+        .arg(server.url(user, "require"));
     for c in commands {
         cmd.arg("-c").arg(c);
     }
@@ -19,7 +22,10 @@ async fn psql(server: &TestServer, user: &str, commands: &[&str]) -> String {
     });
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    assert!(output.status.success() && !stderr.contains("ERROR"), "psql {commands:?} failed:\n{stderr}\n{stdout}");
+    assert!(
+        output.status.success() && !stderr.contains("ERROR"),
+        "psql {commands:?} failed:\n{stderr}\n{stdout}"
+    );
     stdout
 }
 
@@ -35,12 +41,18 @@ async fn psql_backslash_commands() {
     let server = TestServer::start_with(tls_required()).await;
 
     let out = psql(&server, "alice", &["\\l"]).await;
-    assert!(out.contains("IKHOSPITAL_DW") && out.contains("UTF8"), "{out}");
+    assert!(
+        out.contains("IKHOSPITAL_DW") && out.contains("UTF8"),
+        "{out}"
+    );
 
     let out = psql(&server, "alice", &["\\dn"]).await;
     assert!(out.contains(" dbo ") && out.contains(" sys "), "{out}");
     let out = psql(&server, "bob", &["\\dn"]).await;
-    assert!(out.contains(" dbo ") && !out.contains(" sys "), "bob has no grant on sys:\n{out}");
+    assert!(
+        out.contains(" dbo ") && !out.contains(" sys "),
+        "bob has no grant on sys:\n{out}"
+    );
 
     let out = psql(&server, "alice", &["\\dt"]).await;
     for table in ["dim_doctors", "dim_patient", "fact_events"] {
@@ -48,7 +60,10 @@ async fn psql_backslash_commands() {
     }
     assert!(out.contains("(3 rows)"), "{out}");
     let out = psql(&server, "carol", &["\\dt dbo.*"]).await;
-    assert!(out.contains("dim_patient") && out.contains("fact_events") && !out.contains("dim_doctors"), "{out}");
+    assert!(
+        out.contains("dim_patient") && out.contains("fact_events") && !out.contains("dim_doctors"),
+        "{out}"
+    );
 
     // \d dbo.fact_events prints its columns with PostgreSQL's type names.
     let out = psql(&server, "alice", &["\\d dbo.fact_events"]).await;
@@ -72,14 +87,33 @@ async fn psql_backslash_commands() {
     assert!(out.contains("date_of_service"), "{out}");
 
     let out = psql(&server, "alice", &["\\d+ dbo.dim_patient"]).await;
-    assert!(out.contains("Storage") && out.contains("Access method: heap"), "{out}");
-    assert!(out.lines().any(|l| l.starts_with(" name ") && l.contains("text") && l.contains("extended")), "{out}");
+    assert!(
+        out.contains("Storage") && out.contains("Access method: heap"),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(" name ") && l.contains("text") && l.contains("extended")),
+        "{out}"
+    );
 
     // \x and \timing change psql's own output; the query still runs.
-    let out = psql(&server, "alice", &["\\x", "\\timing", "select id_patient, name from dim_patient where id_patient = 3"]).await;
+    let out = psql(
+        &server,
+        "alice",
+        &[
+            "\\x",
+            "\\timing",
+            "select id_patient, name from dim_patient where id_patient = 3",
+        ],
+    )
+    .await;
     assert!(out.contains("Expanded display is on."), "{out}");
     assert!(out.contains("Timing is on."), "{out}");
-    assert!(out.contains("id_patient | 3") && out.contains("name       | Test Patient 3"), "{out}");
+    assert!(
+        out.contains("id_patient | 3") && out.contains("name       | Test Patient 3"),
+        "{out}"
+    );
     assert!(out.contains("Time: "), "{out}");
 
     // Bob sees the masked name column through psql like through any client.

@@ -20,12 +20,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::default_table_source::source_as_provider;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::catalog::default_table_source::source_as_provider;
-use datafusion::common::tree_node::Transformed;
 use datafusion::logical_expr::{EmptyRelation, Expr, LogicalPlan};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 use datafusion::physical_plan::ExecutionPlan;
@@ -263,10 +263,12 @@ impl OptimizerRule for EmptySystemRelations {
         if !empty {
             return Ok(Transformed::no(plan));
         }
-        Ok(Transformed::yes(LogicalPlan::EmptyRelation(EmptyRelation {
-            produce_one_row: false,
-            schema: scan.projected_schema.clone(),
-        })))
+        Ok(Transformed::yes(LogicalPlan::EmptyRelation(
+            EmptyRelation {
+                produce_one_row: false,
+                schema: scan.projected_schema.clone(),
+            },
+        )))
     }
 }
 
@@ -294,8 +296,11 @@ impl TableProvider for SystemTable {
                 self.name
             )));
         }
-        let exec =
-            MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema.clone(), projection.cloned())?;
+        let exec = MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?;
         Ok(exec)
     }
 }
