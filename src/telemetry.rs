@@ -28,6 +28,7 @@ pub fn init_with(spec: &LogSpec) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     // A second init (tests, embedded use) keeps the first subscriber.
     let _ = match spec.format.unwrap_or_default() {

@@ -153,6 +153,8 @@ impl PgType {
     }
 
     /// `typlen` of this type (RowDescription's type size).
+    // A type's byte length (PostgreSQL's `typlen`), not a collection size: no `is_empty`.
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> i16 {
         by_oid(self.oid).map(|t| t.len).unwrap_or(-1)
     }
@@ -211,11 +213,7 @@ pub fn pg_type_of(data_type: &DataType) -> PgType {
         Float64 => PgType::plain(oid::FLOAT8),
         Decimal32(p, s) | Decimal64(p, s) | Decimal128(p, s) | Decimal256(p, s) => PgType {
             oid: oid::NUMERIC,
-            typmod: if *s >= 0 {
-                numeric_typmod(*p, *s)
-            } else {
-                -1
-            },
+            typmod: if *s >= 0 { numeric_typmod(*p, *s) } else { -1 },
         },
         Utf8 | LargeUtf8 | Utf8View => PgType::plain(oid::TEXT),
         Binary | LargeBinary | BinaryView => PgType::plain(oid::BYTEA),
@@ -239,7 +237,10 @@ pub fn pg_type_of(data_type: &DataType) -> PgType {
             }
         }
         Interval(_) | Duration(_) => PgType::plain(oid::INTERVAL),
-        List(field) | LargeList(field) | FixedSizeList(field, _) | ListView(field)
+        List(field)
+        | LargeList(field)
+        | FixedSizeList(field, _)
+        | ListView(field)
         | LargeListView(field) => {
             let elem = pg_type_of_field(field);
             match by_oid(elem.oid) {
@@ -255,7 +256,7 @@ pub fn pg_type_of(data_type: &DataType) -> PgType {
 
 /// PostgreSQL's `format_type()`: the SQL spelling of a type (`integer`, `character varying(20)`).
 pub fn format_type(type_oid: u32, typmod: i32) -> String {
-    let base = match type_oid {
+    match type_oid {
         oid::BOOL => "boolean".to_string(),
         oid::INT2 => "smallint".to_string(),
         oid::INT4 => "integer".to_string(),
@@ -298,8 +299,7 @@ pub fn format_type(type_oid: u32, typmod: i32) -> String {
             Some(t) => t.name.to_string(),
             None => "???".to_string(),
         },
-    };
-    base
+    }
 }
 
 fn with_precision(name: &str, typmod: i32, suffix: &str) -> String {
@@ -329,13 +329,24 @@ pub fn arrow_type_of(type_oid: u32) -> Option<DataType> {
         oid::INT2 => DataType::Int16,
         oid::INT4 => DataType::Int32,
         oid::INT8 => DataType::Int64,
-        oid::OID | oid::REGPROC | oid::REGCLASS | oid::REGTYPE | oid::REGNAMESPACE
+        oid::OID
+        | oid::REGPROC
+        | oid::REGCLASS
+        | oid::REGTYPE
+        | oid::REGNAMESPACE
         | oid::REGROLE => DataType::UInt32,
         oid::FLOAT4 => DataType::Float32,
         oid::FLOAT8 => DataType::Float64,
         oid::NUMERIC => DataType::Decimal128(38, 10),
-        oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::CHAR | oid::JSON
-        | oid::JSONB | oid::UNKNOWN | oid::UUID => DataType::Utf8,
+        oid::TEXT
+        | oid::VARCHAR
+        | oid::BPCHAR
+        | oid::NAME
+        | oid::CHAR
+        | oid::JSON
+        | oid::JSONB
+        | oid::UNKNOWN
+        | oid::UUID => DataType::Utf8,
         oid::BYTEA => DataType::Binary,
         oid::DATE => DataType::Date32,
         oid::TIME => DataType::Time64(TimeUnit::Microsecond),
@@ -349,6 +360,7 @@ pub fn arrow_type_of(type_oid: u32) -> Option<DataType> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use std::sync::Arc;
@@ -387,7 +399,10 @@ mod tests {
 
     #[test]
     fn catalog_spellings() {
-        assert_eq!(information_schema_data_type(oid::VARCHAR), "character varying");
+        assert_eq!(
+            information_schema_data_type(oid::VARCHAR),
+            "character varying"
+        );
         assert_eq!(information_schema_data_type(oid::INT4_ARRAY), "ARRAY");
         assert_eq!(pg_type_of(&DataType::Utf8).name(), "text");
         assert_eq!(PgType::plain(oid::TIMESTAMPTZ).name(), "timestamptz");
@@ -405,7 +420,10 @@ mod tests {
             );
         }
         let array = by_oid(oid::INT4_ARRAY).unwrap();
-        let recv = builtin::PROCS.iter().find(|p| p.oid == array.receive).unwrap();
+        let recv = builtin::PROCS
+            .iter()
+            .find(|p| p.oid == array.receive)
+            .unwrap();
         assert_eq!(recv.name, "array_recv");
     }
 }

@@ -100,7 +100,8 @@ impl RowEncoder {
             out.put_i32(0);
             out.put_i16(arrays.len() as i16);
             for (array, (pg_type, format)) in arrays.iter().zip(&self.columns) {
-                if array.is_null(row) {
+                // A NullArray has no validity buffer: `is_null` says false for its rows.
+                if array.is_null(row) || array.data_type() == &DataType::Null {
                     out.put_i32(-1);
                     continue;
                 }

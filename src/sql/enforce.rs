@@ -218,10 +218,15 @@ fn classify_source(scan: &datafusion::logical_expr::TableScan) -> Source {
         return Source::Internal;
     }
     let any: &dyn Any = provider.as_ref();
+    // DataFusion's own relations that read no data: CTE work tables, empty tables, and
+    // generate_series/range (which produce values lazily, so they cannot exhaust memory).
     if any
         .downcast_ref::<datafusion::datasource::cte_worktable::CteWorkTable>()
         .is_some()
         || any.downcast_ref::<datafusion::datasource::empty::EmptyTable>().is_some()
+        || any
+            .downcast_ref::<datafusion::functions_table::generate_series::GenerateSeriesTable>()
+            .is_some()
     {
         return Source::Internal;
     }

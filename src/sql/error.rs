@@ -38,6 +38,7 @@ pub mod code {
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
     pub const DATA_EXCEPTION: &str = "22000";
     pub const DIVISION_BY_ZERO: &str = "22012";
+    pub const CARDINALITY_VIOLATION: &str = "21000";
     pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
     pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
     pub const INVALID_DATETIME_FORMAT: &str = "22007";

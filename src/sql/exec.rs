@@ -155,6 +155,49 @@ fn query_runtime(state: &SessionState, memory_limit: u64) -> Arc<RuntimeEnv> {
     })
 }
 
+/// Makes every operator give way to the tokio scheduler.
+///
+/// DataFusion only makes leaves cooperative (they consume tokio's task budget per batch). An
+/// operator that produces batches from memory (a cross join, an unnest, an aggregate emitting
+/// its groups) under a filter that discards them never returns `Pending`, so its task cannot be
+/// aborted: a canceled or timed-out query would keep burning CPU until it finishes. Wrapping
+/// every inner operator in `CooperativeExec` costs one budget check per batch and makes every
+/// query stop at its next batch once its stream is dropped.
+#[derive(Debug, Default)]
+pub struct CooperativeEverywhere;
+
+impl datafusion::physical_optimizer::PhysicalOptimizerRule for CooperativeEverywhere {
+    fn optimize(
+        &self,
+        plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+        _config: &datafusion::config::ConfigOptions,
+    ) -> datafusion::common::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        use datafusion::common::tree_node::{Transformed, TreeNode};
+        use datafusion::physical_plan::coop::CooperativeExec;
+        use datafusion::physical_plan::execution_plan::SchedulingType;
+        plan.transform_up(|node| {
+            let any: &dyn std::any::Any = node.as_ref();
+            let skip = node.children().is_empty()
+                || any.downcast_ref::<CooperativeExec>().is_some()
+                || node.properties().scheduling_type == SchedulingType::Cooperative;
+            if skip {
+                Ok(Transformed::no(node))
+            } else {
+                Ok(Transformed::yes(Arc::new(CooperativeExec::new(node)) as _))
+            }
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "cooperative_everywhere"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
 /// The lake columns an optimized plan reads, from the projections of its scans.
 fn columns_read(plan: &LogicalPlan) -> Vec<String> {
     use datafusion::common::tree_node::TreeNodeRecursion;

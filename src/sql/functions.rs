@@ -518,9 +518,49 @@ pub fn register(state: &mut SessionState, session: &Arc<SessionCatalog>, pid: i3
             move |_| Ok(ScalarValue::TimestampMicrosecond(Some(started), Some("UTC".into()))),
         ))?;
     }
+    add(ScalarUDF::new_from_impl(MoreThanOneRow::new()))?;
     register_privilege_functions(&mut add, session, &user)?;
     register_reg_casts(&mut add, session)?;
     Ok(())
+}
+
+/// The error a scalar subquery raises when it yields more than one row (see
+/// `compat::MORE_THAN_ONE_ROW_FUNCTION`): evaluated only for the rows where that happened.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct MoreThanOneRow {
+    signature: Signature,
+}
+
+impl MoreThanOneRow {
+    fn new() -> Self {
+        MoreThanOneRow {
+            signature: Signature::nullary(Volatility::Volatile),
+        }
+    }
+}
+
+impl ScalarUDFImpl for MoreThanOneRow {
+    fn name(&self) -> &str {
+        super::compat::MORE_THAN_ONE_ROW_FUNCTION
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Null)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        if args.number_rows == 0 {
+            return Ok(ColumnarValue::Scalar(ScalarValue::Null));
+        }
+        Err(query_error(QueryError::new(
+            code::CARDINALITY_VIOLATION,
+            "more than one row returned by a subquery used as an expression",
+        )))
+    }
 }
 
 fn size_pretty(bytes: i64) -> String {
@@ -805,6 +845,7 @@ pub fn first_value(array: &dyn Array) -> ScalarValue {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

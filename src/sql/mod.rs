@@ -5,7 +5,7 @@
 //! - [`compat`]: PostgreSQL syntax on the syntax tree (operators, casts, literals, type names).
 //! - [`enforce`]: grants, row filters and masks on the resolved logical plan.
 //! - [`functions`]: PostgreSQL's catalog and session functions.
-//! - [`settings`]: SET/SHOW/RESET.
+//! - [`settings`][]: SET/SHOW/RESET.
 //! - [`session`]: one connection's session.
 //! - [`exec`]: the execution runtime, memory limits, cancellation by drop.
 //! - [`error`]: errors and their SQLSTATEs.
@@ -136,10 +136,17 @@ pub fn base_state() -> SessionState {
     options.explain.show_statistics = false;
     // Parquet statistics and page indexes prune files and pages of Delta tables.
     options.execution.parquet.pushdown_filters = false;
-    SessionStateBuilder::new()
+    let mut builder = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
         .with_query_planner(Arc::new(enforce::LakehouseQueryPlanner))
+        .with_physical_optimizer_rule(Arc::new(exec::CooperativeEverywhere))
         .with_type_planner(Arc::new(compat::PgTypePlanner))
-        .build()
+        .with_optimizer_rule(Arc::new(crate::catalog::system::EmptySystemRelations));
+    // Untyped literals take the other operand's type, as in PostgreSQL (`indisprimary = 't'`).
+    builder
+        .expr_planners()
+        .get_or_insert_with(Vec::new)
+        .insert(0, Arc::new(compat::PgLiteralPlanner));
+    builder.build()
 }

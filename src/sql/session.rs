@@ -274,9 +274,11 @@ impl QuerySession {
             .pin()
             .map_err(|err| QueryError::new(code::INVALID_AUTHORIZATION, err.to_string()).fatal())?;
         let mut statement = query;
+        // Names first: they come from the statement as the client wrote it (`x::regclass` is
+        // named `x`, before `compat` turns the cast into a function call).
+        let names = postgres_column_names(&mut statement);
         super::compat::rewrite(&mut statement);
         super::compat::declare_parameter_types(&mut statement, &prepared.declared);
-        let names = postgres_column_names(&mut statement);
         let plan = self
             .state
             .statement_to_plan(DFStatement::Statement(Box::new(statement)))
@@ -710,8 +712,9 @@ fn postgres_column_names(statement: &mut Statement) -> Option<Vec<Option<String>
                 names.push(Some(name));
             }
             SelectItem::ExprWithAlias { alias, .. } => {
-                used.insert(alias.value.clone());
-                names.push(Some(alias.value.clone()));
+                let name = identifier_name(alias);
+                used.insert(name.clone());
+                names.push(Some(name));
             }
             // Wildcards expand to a number of columns only the planner knows: give up on
             // renaming and use DataFusion's names (plain column names) for the whole list.
@@ -737,11 +740,21 @@ fn type_column_name(data_type: &str) -> String {
         })
 }
 
+/// An identifier as PostgreSQL names it: unquoted ones fold to lower case (`ii.COLUMN_NAME`
+/// is the column `column_name`; Power BI's navigator looks its columns up by those names).
+fn identifier_name(ident: &Ident) -> String {
+    if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_lowercase()
+    }
+}
+
 /// PostgreSQL's FigureColname: the name a select item gets without an alias.
 fn figure_column_name(expr: &Expr) -> String {
     match expr {
-        Expr::Identifier(ident) => ident.value.clone(),
-        Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.clone()).unwrap_or_default(),
+        Expr::Identifier(ident) => identifier_name(ident),
+        Expr::CompoundIdentifier(parts) => parts.last().map(identifier_name).unwrap_or_default(),
         Expr::Function(f) => f
             .name
             .0
@@ -768,12 +781,13 @@ fn figure_column_name(expr: &Expr) -> String {
         Expr::Subquery(q) => match q.body.as_ref() {
             SetExpr::Select(s) if s.projection.len() == 1 => match &s.projection[0] {
                 SelectItem::UnnamedExpr(e) => figure_column_name(e),
-                SelectItem::ExprWithAlias { alias, .. } => alias.value.clone(),
+                SelectItem::ExprWithAlias { alias, .. } => identifier_name(alias),
                 _ => "?column?".to_string(),
             },
             _ => "?column?".to_string(),
         },
         Expr::Extract { .. } => "extract".to_string(),
+        Expr::Interval(_) => "interval".to_string(),
         Expr::Substring { .. } => "substring".to_string(),
         Expr::Trim { .. } => "btrim".to_string(),
         Expr::Position { .. } => "position".to_string(),
@@ -797,6 +811,9 @@ mod tests {
         let got = names("select count(*), count(*), 1, a.b, lower(x), x::int, case when true then 1 end, y as z from t a").unwrap();
         let got: Vec<String> = got.into_iter().map(|n| n.unwrap()).collect();
         assert_eq!(got, ["count", "count", "?column?", "b", "lower", "x", "case", "z"]);
+        let got = names("select ii.COLUMN_NAME, X AS DATA_TYPE, \"Quoted\", c.oid::pg_catalog.regclass from t ii").unwrap();
+        let got: Vec<String> = got.into_iter().map(|n| n.unwrap()).collect();
+        assert_eq!(got, ["column_name", "data_type", "Quoted", "oid"]);
         assert!(names("select * from t").is_none());
     }
 }

@@ -10,3 +10,15 @@ mod serve;
 
 /// Grants, masks, row filters on every path; catalogs; reload; audit.
 mod governance;
+
+/// Power BI as Npgsql 4.0.17 drives the wire: TLS 1.2, SCRAM, type batch, navigator, folding.
+mod clients_npgsql;
+
+/// psql 15 running its backslash commands.
+mod clients_psql;
+
+/// pgJDBC and psqlODBC listing tables and columns.
+mod clients_drivers;
+
+/// The server binary as a process: memory bounds, CPU after cancel, SIGTERM.
+mod process;

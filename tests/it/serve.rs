@@ -258,9 +258,9 @@ async fn statement_timeout_and_cancel_stop_execution() {
     assert!(started.elapsed() < Duration::from_secs(5));
     canceler.await.unwrap();
     // The connection keeps working, and the server is not busy with the dead query.
-    let started = Instant::now();
+    // The connection keeps working (process::canceled_query_stops_using_cpu_and_sigterm_shuts_down
+    // checks that the canceled query stops using CPU).
     assert_eq!(rows(&client, "select 1").await, one("1"));
-    assert!(started.elapsed() < Duration::from_secs(1));
     server.stop().await;
 }
 

@@ -20,11 +20,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::default_table_source::source_as_provider;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{EmptyRelation, Expr, LogicalPlan};
+use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::session::SessionCatalog;
@@ -210,6 +213,65 @@ impl SystemTable {
     }
 }
 
+impl SystemTable {
+    /// Whether this relation has no rows by construction: it describes things this server
+    /// does not have (constraints, indexes, triggers, rules, policies, publications).
+    pub fn empty_by_construction(&self) -> bool {
+        match self.kind {
+            SystemKind::PgCatalog => pg_catalog::EMPTY.contains(&self.name),
+            SystemKind::InformationSchema => information_schema::EMPTY.contains(&self.name),
+            SystemKind::Sys => false,
+        }
+    }
+}
+
+/// Replaces scans of relations that are empty by construction with an empty relation, so that
+/// the optimizer drops what is planned on top of them. psql's `\d+` joins `pg_policy` and
+/// `pg_publication_rel` with correlated subqueries DataFusion cannot execute (`ARRAY(... WHERE
+/// oid = ANY(pol.polroles))`, `generate_series(0, array_upper(pr.prattrs, 1))`); over no rows
+/// there is nothing to execute, as in PostgreSQL.
+#[derive(Debug, Default)]
+pub struct EmptySystemRelations;
+
+impl OptimizerRule for EmptySystemRelations {
+    fn name(&self) -> &str {
+        "lakehouse_empty_system_relations"
+    }
+
+    fn apply_order(&self) -> Option<ApplyOrder> {
+        Some(ApplyOrder::BottomUp)
+    }
+
+    fn supports_rewrite(&self) -> bool {
+        true
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        _config: &dyn OptimizerConfig,
+    ) -> Result<Transformed<LogicalPlan>> {
+        let LogicalPlan::TableScan(scan) = &plan else {
+            return Ok(Transformed::no(plan));
+        };
+        let empty = source_as_provider(&scan.source)
+            .ok()
+            .is_some_and(|provider| {
+                SystemTable::from_provider(provider.as_ref())
+                    .is_some_and(SystemTable::empty_by_construction)
+            });
+        if !empty {
+            return Ok(Transformed::no(plan));
+        }
+        Ok(Transformed::yes(LogicalPlan::EmptyRelation(
+            EmptyRelation {
+                produce_one_row: false,
+                schema: scan.projected_schema.clone(),
+            },
+        )))
+    }
+}
+
 #[async_trait]
 impl TableProvider for SystemTable {
     fn schema(&self) -> SchemaRef {
@@ -234,8 +296,11 @@ impl TableProvider for SystemTable {
                 self.name
             )));
         }
-        let exec =
-            MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema.clone(), projection.cloned())?;
+        let exec = MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?;
         Ok(exec)
     }
 }

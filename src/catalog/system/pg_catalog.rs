@@ -31,38 +31,187 @@ macro_rules! table {
 
 /// Every `pg_catalog` relation we serve.
 pub static TABLES: &[SystemTableDef] = &[
-    SystemTableDef { name: "pg_am", schema: pg_am_schema, rows: pg_am },
-    SystemTableDef { name: "pg_attrdef", schema: pg_attrdef_schema, rows: empty_pg_attrdef },
-    SystemTableDef { name: "pg_attribute", schema: pg_attribute_schema, rows: pg_attribute },
-    SystemTableDef { name: "pg_auth_members", schema: pg_auth_members_schema, rows: pg_auth_members },
-    SystemTableDef { name: "pg_class", schema: pg_class_schema, rows: pg_class },
-    SystemTableDef { name: "pg_collation", schema: pg_collation_schema, rows: pg_collation },
-    SystemTableDef { name: "pg_constraint", schema: pg_constraint_schema, rows: empty_pg_constraint },
-    SystemTableDef { name: "pg_database", schema: pg_database_schema, rows: pg_database },
-    SystemTableDef { name: "pg_description", schema: pg_description_schema, rows: empty_pg_description },
-    SystemTableDef { name: "pg_enum", schema: pg_enum_schema, rows: empty_pg_enum },
-    SystemTableDef { name: "pg_extension", schema: pg_extension_schema, rows: empty_pg_extension },
-    SystemTableDef { name: "pg_foreign_table", schema: pg_foreign_table_schema, rows: empty_pg_foreign_table },
-    SystemTableDef { name: "pg_index", schema: pg_index_schema, rows: empty_pg_index },
-    SystemTableDef { name: "pg_inherits", schema: pg_inherits_schema, rows: empty_pg_inherits },
-    SystemTableDef { name: "pg_matviews", schema: pg_matviews_schema, rows: empty_pg_matviews },
-    SystemTableDef { name: "pg_namespace", schema: pg_namespace_schema, rows: pg_namespace },
-    SystemTableDef { name: "pg_policy", schema: pg_policy_schema, rows: empty_pg_policy },
-    SystemTableDef { name: "pg_proc", schema: pg_proc_schema, rows: pg_proc },
-    SystemTableDef { name: "pg_publication", schema: pg_publication_schema, rows: empty_pg_publication },
-    SystemTableDef { name: "pg_publication_namespace", schema: pg_publication_namespace_schema, rows: empty_pg_publication_namespace },
-    SystemTableDef { name: "pg_publication_rel", schema: pg_publication_rel_schema, rows: empty_pg_publication_rel },
-    SystemTableDef { name: "pg_range", schema: pg_range_schema, rows: pg_range },
-    SystemTableDef { name: "pg_rewrite", schema: pg_rewrite_schema, rows: empty_pg_rewrite },
-    SystemTableDef { name: "pg_roles", schema: pg_roles_schema, rows: pg_roles },
-    SystemTableDef { name: "pg_settings", schema: pg_settings_schema, rows: pg_settings },
-    SystemTableDef { name: "pg_statistic_ext", schema: pg_statistic_ext_schema, rows: empty_pg_statistic_ext },
-    SystemTableDef { name: "pg_tables", schema: pg_tables_schema, rows: pg_tables },
-    SystemTableDef { name: "pg_tablespace", schema: pg_tablespace_schema, rows: pg_tablespace },
-    SystemTableDef { name: "pg_trigger", schema: pg_trigger_schema, rows: empty_pg_trigger },
-    SystemTableDef { name: "pg_type", schema: pg_type_schema, rows: pg_type },
-    SystemTableDef { name: "pg_user", schema: pg_user_schema, rows: pg_user },
-    SystemTableDef { name: "pg_views", schema: pg_views_schema, rows: empty_pg_views },
+    SystemTableDef {
+        name: "pg_am",
+        schema: pg_am_schema,
+        rows: pg_am,
+    },
+    SystemTableDef {
+        name: "pg_attrdef",
+        schema: pg_attrdef_schema,
+        rows: empty_pg_attrdef,
+    },
+    SystemTableDef {
+        name: "pg_attribute",
+        schema: pg_attribute_schema,
+        rows: pg_attribute,
+    },
+    SystemTableDef {
+        name: "pg_auth_members",
+        schema: pg_auth_members_schema,
+        rows: pg_auth_members,
+    },
+    SystemTableDef {
+        name: "pg_class",
+        schema: pg_class_schema,
+        rows: pg_class,
+    },
+    SystemTableDef {
+        name: "pg_collation",
+        schema: pg_collation_schema,
+        rows: pg_collation,
+    },
+    SystemTableDef {
+        name: "pg_constraint",
+        schema: pg_constraint_schema,
+        rows: empty_pg_constraint,
+    },
+    SystemTableDef {
+        name: "pg_database",
+        schema: pg_database_schema,
+        rows: pg_database,
+    },
+    SystemTableDef {
+        name: "pg_description",
+        schema: pg_description_schema,
+        rows: empty_pg_description,
+    },
+    SystemTableDef {
+        name: "pg_enum",
+        schema: pg_enum_schema,
+        rows: empty_pg_enum,
+    },
+    SystemTableDef {
+        name: "pg_extension",
+        schema: pg_extension_schema,
+        rows: empty_pg_extension,
+    },
+    SystemTableDef {
+        name: "pg_foreign_table",
+        schema: pg_foreign_table_schema,
+        rows: empty_pg_foreign_table,
+    },
+    SystemTableDef {
+        name: "pg_index",
+        schema: pg_index_schema,
+        rows: empty_pg_index,
+    },
+    SystemTableDef {
+        name: "pg_inherits",
+        schema: pg_inherits_schema,
+        rows: empty_pg_inherits,
+    },
+    SystemTableDef {
+        name: "pg_matviews",
+        schema: pg_matviews_schema,
+        rows: empty_pg_matviews,
+    },
+    SystemTableDef {
+        name: "pg_namespace",
+        schema: pg_namespace_schema,
+        rows: pg_namespace,
+    },
+    SystemTableDef {
+        name: "pg_policy",
+        schema: pg_policy_schema,
+        rows: empty_pg_policy,
+    },
+    SystemTableDef {
+        name: "pg_proc",
+        schema: pg_proc_schema,
+        rows: pg_proc,
+    },
+    SystemTableDef {
+        name: "pg_publication",
+        schema: pg_publication_schema,
+        rows: empty_pg_publication,
+    },
+    SystemTableDef {
+        name: "pg_publication_namespace",
+        schema: pg_publication_namespace_schema,
+        rows: empty_pg_publication_namespace,
+    },
+    SystemTableDef {
+        name: "pg_publication_rel",
+        schema: pg_publication_rel_schema,
+        rows: empty_pg_publication_rel,
+    },
+    SystemTableDef {
+        name: "pg_range",
+        schema: pg_range_schema,
+        rows: pg_range,
+    },
+    SystemTableDef {
+        name: "pg_rewrite",
+        schema: pg_rewrite_schema,
+        rows: empty_pg_rewrite,
+    },
+    SystemTableDef {
+        name: "pg_roles",
+        schema: pg_roles_schema,
+        rows: pg_roles,
+    },
+    SystemTableDef {
+        name: "pg_settings",
+        schema: pg_settings_schema,
+        rows: pg_settings,
+    },
+    SystemTableDef {
+        name: "pg_statistic_ext",
+        schema: pg_statistic_ext_schema,
+        rows: empty_pg_statistic_ext,
+    },
+    SystemTableDef {
+        name: "pg_tables",
+        schema: pg_tables_schema,
+        rows: pg_tables,
+    },
+    SystemTableDef {
+        name: "pg_tablespace",
+        schema: pg_tablespace_schema,
+        rows: pg_tablespace,
+    },
+    SystemTableDef {
+        name: "pg_trigger",
+        schema: pg_trigger_schema,
+        rows: empty_pg_trigger,
+    },
+    SystemTableDef {
+        name: "pg_type",
+        schema: pg_type_schema,
+        rows: pg_type,
+    },
+    SystemTableDef {
+        name: "pg_user",
+        schema: pg_user_schema,
+        rows: pg_user,
+    },
+    SystemTableDef {
+        name: "pg_views",
+        schema: pg_views_schema,
+        rows: empty_pg_views,
+    },
+];
+
+/// Relations with no rows by construction (see `EmptySystemRelations`).
+pub const EMPTY: &[&str] = &[
+    "pg_attrdef",
+    "pg_constraint",
+    "pg_description",
+    "pg_enum",
+    "pg_extension",
+    "pg_foreign_table",
+    "pg_index",
+    "pg_inherits",
+    "pg_matviews",
+    "pg_policy",
+    "pg_publication",
+    "pg_publication_namespace",
+    "pg_publication_rel",
+    "pg_rewrite",
+    "pg_statistic_ext",
+    "pg_trigger",
+    "pg_views",
 ];
 
 /// PostgreSQL's OIDs for the system relations clients name with `::regclass`.
@@ -258,9 +407,17 @@ fn owner_name() -> V {
     V::from(OWNER_NAME)
 }
 
-table!("pg_namespace", pg_namespace_schema, pg_namespace, [
-    ("oid", Oid), ("nspname", Name), ("nspowner", Oid), ("nspacl", AclArray),
-]);
+table!(
+    "pg_namespace",
+    pg_namespace_schema,
+    pg_namespace,
+    [
+        ("oid", Oid),
+        ("nspname", Name),
+        ("nspowner", Oid),
+        ("nspacl", AclArray),
+    ]
+);
 fn pg_namespace(session: &SessionCatalog) -> Result<RecordBatch> {
     let rows: Vec<Vec<V>> = namespaces(session)
         .into_iter()
@@ -269,17 +426,46 @@ fn pg_namespace(session: &SessionCatalog) -> Result<RecordBatch> {
     build(&pg_namespace_schema(), &rows)
 }
 
-table!("pg_class", pg_class_schema, pg_class, [
-    ("oid", Oid), ("relname", Name), ("relnamespace", Oid), ("reltype", Oid), ("reloftype", Oid),
-    ("relowner", Oid), ("relam", Oid), ("relfilenode", Oid), ("reltablespace", Oid),
-    ("relpages", Int4), ("reltuples", Float4), ("relallvisible", Int4), ("reltoastrelid", Oid),
-    ("relhasindex", Bool), ("relisshared", Bool), ("relpersistence", Char), ("relkind", Char),
-    ("relnatts", Int2), ("relchecks", Int2), ("relhasrules", Bool), ("relhastriggers", Bool),
-    ("relhassubclass", Bool), ("relrowsecurity", Bool), ("relforcerowsecurity", Bool),
-    ("relispopulated", Bool), ("relreplident", Char), ("relispartition", Bool),
-    ("relrewrite", Oid), ("relfrozenxid", Int4), ("relminmxid", Int4), ("relacl", AclArray),
-    ("reloptions", TextArray), ("relpartbound", NodeTree),
-]);
+table!(
+    "pg_class",
+    pg_class_schema,
+    pg_class,
+    [
+        ("oid", Oid),
+        ("relname", Name),
+        ("relnamespace", Oid),
+        ("reltype", Oid),
+        ("reloftype", Oid),
+        ("relowner", Oid),
+        ("relam", Oid),
+        ("relfilenode", Oid),
+        ("reltablespace", Oid),
+        ("relpages", Int4),
+        ("reltuples", Float4),
+        ("relallvisible", Int4),
+        ("reltoastrelid", Oid),
+        ("relhasindex", Bool),
+        ("relisshared", Bool),
+        ("relpersistence", Char),
+        ("relkind", Char),
+        ("relnatts", Int2),
+        ("relchecks", Int2),
+        ("relhasrules", Bool),
+        ("relhastriggers", Bool),
+        ("relhassubclass", Bool),
+        ("relrowsecurity", Bool),
+        ("relforcerowsecurity", Bool),
+        ("relispopulated", Bool),
+        ("relreplident", Char),
+        ("relispartition", Bool),
+        ("relrewrite", Oid),
+        ("relfrozenxid", Int4),
+        ("relminmxid", Int4),
+        ("relacl", AclArray),
+        ("reloptions", TextArray),
+        ("relpartbound", NodeTree),
+    ]
+);
 fn pg_class(session: &SessionCatalog) -> Result<RecordBatch> {
     let rows: Vec<Vec<V>> = relations(session)
         .into_iter()
@@ -325,15 +511,39 @@ fn pg_class(session: &SessionCatalog) -> Result<RecordBatch> {
     build(&pg_class_schema(), &rows)
 }
 
-table!("pg_attribute", pg_attribute_schema, pg_attribute, [
-    ("attrelid", Oid), ("attname", Name), ("atttypid", Oid), ("attstattarget", Int4),
-    ("attlen", Int2), ("attnum", Int2), ("attndims", Int4), ("attcacheoff", Int4),
-    ("atttypmod", Int4), ("attbyval", Bool), ("attalign", Char), ("attstorage", Char),
-    ("attcompression", Char), ("attnotnull", Bool), ("atthasdef", Bool), ("atthasmissing", Bool),
-    ("attidentity", Char), ("attgenerated", Char), ("attisdropped", Bool), ("attislocal", Bool),
-    ("attinhcount", Int4), ("attcollation", Oid), ("attacl", AclArray), ("attoptions", TextArray),
-    ("attfdwoptions", TextArray), ("attmissingval", TextArray),
-]);
+table!(
+    "pg_attribute",
+    pg_attribute_schema,
+    pg_attribute,
+    [
+        ("attrelid", Oid),
+        ("attname", Name),
+        ("atttypid", Oid),
+        ("attstattarget", Int4),
+        ("attlen", Int2),
+        ("attnum", Int2),
+        ("attndims", Int4),
+        ("attcacheoff", Int4),
+        ("atttypmod", Int4),
+        ("attbyval", Bool),
+        ("attalign", Char),
+        ("attstorage", Char),
+        ("attcompression", Char),
+        ("attnotnull", Bool),
+        ("atthasdef", Bool),
+        ("atthasmissing", Bool),
+        ("attidentity", Char),
+        ("attgenerated", Char),
+        ("attisdropped", Bool),
+        ("attislocal", Bool),
+        ("attinhcount", Int4),
+        ("attcollation", Oid),
+        ("attacl", AclArray),
+        ("attoptions", TextArray),
+        ("attfdwoptions", TextArray),
+        ("attmissingval", TextArray),
+    ]
+);
 fn pg_attribute(session: &SessionCatalog) -> Result<RecordBatch> {
     let mut rows = Vec::new();
     for rel in relations(session) {
@@ -378,16 +588,45 @@ fn pg_attribute(session: &SessionCatalog) -> Result<RecordBatch> {
     build(&pg_attribute_schema(), &rows)
 }
 
-table!("pg_type", pg_type_schema, pg_type, [
-    ("oid", Oid), ("typname", Name), ("typnamespace", Oid), ("typowner", Oid), ("typlen", Int2),
-    ("typbyval", Bool), ("typtype", Char), ("typcategory", Char), ("typispreferred", Bool),
-    ("typisdefined", Bool), ("typdelim", Char), ("typrelid", Oid), ("typsubscript", RegProc),
-    ("typelem", Oid), ("typarray", Oid), ("typinput", RegProc), ("typoutput", RegProc),
-    ("typreceive", RegProc), ("typsend", RegProc), ("typmodin", RegProc), ("typmodout", RegProc),
-    ("typanalyze", RegProc), ("typalign", Char), ("typstorage", Char), ("typnotnull", Bool),
-    ("typbasetype", Oid), ("typtypmod", Int4), ("typndims", Int4), ("typcollation", Oid),
-    ("typdefaultbin", NodeTree), ("typdefault", Text), ("typacl", AclArray),
-]);
+table!(
+    "pg_type",
+    pg_type_schema,
+    pg_type,
+    [
+        ("oid", Oid),
+        ("typname", Name),
+        ("typnamespace", Oid),
+        ("typowner", Oid),
+        ("typlen", Int2),
+        ("typbyval", Bool),
+        ("typtype", Char),
+        ("typcategory", Char),
+        ("typispreferred", Bool),
+        ("typisdefined", Bool),
+        ("typdelim", Char),
+        ("typrelid", Oid),
+        ("typsubscript", RegProc),
+        ("typelem", Oid),
+        ("typarray", Oid),
+        ("typinput", RegProc),
+        ("typoutput", RegProc),
+        ("typreceive", RegProc),
+        ("typsend", RegProc),
+        ("typmodin", RegProc),
+        ("typmodout", RegProc),
+        ("typanalyze", RegProc),
+        ("typalign", Char),
+        ("typstorage", Char),
+        ("typnotnull", Bool),
+        ("typbasetype", Oid),
+        ("typtypmod", Int4),
+        ("typndims", Int4),
+        ("typcollation", Oid),
+        ("typdefaultbin", NodeTree),
+        ("typdefault", Text),
+        ("typacl", AclArray),
+    ]
+);
 fn pg_type(_session: &SessionCatalog) -> Result<RecordBatch> {
     let rows: Vec<Vec<V>> = pgtype::builtin::TYPES
         .iter()
@@ -431,16 +670,43 @@ fn pg_type(_session: &SessionCatalog) -> Result<RecordBatch> {
     build(&pg_type_schema(), &rows)
 }
 
-table!("pg_proc", pg_proc_schema, pg_proc, [
-    ("oid", Oid), ("proname", Name), ("pronamespace", Oid), ("proowner", Oid), ("prolang", Oid),
-    ("procost", Float4), ("prorows", Float4), ("provariadic", Oid), ("prosupport", RegProc),
-    ("prokind", Char), ("prosecdef", Bool), ("proleakproof", Bool), ("proisstrict", Bool),
-    ("proretset", Bool), ("provolatile", Char), ("proparallel", Char), ("pronargs", Int2),
-    ("pronargdefaults", Int2), ("prorettype", Oid), ("proargtypes", OidVector),
-    ("proallargtypes", OidArray), ("proargmodes", TextArray), ("proargnames", TextArray),
-    ("proargdefaults", NodeTree), ("protrftypes", OidArray), ("prosrc", Text), ("probin", Text),
-    ("prosqlbody", NodeTree), ("proconfig", TextArray), ("proacl", AclArray),
-]);
+table!(
+    "pg_proc",
+    pg_proc_schema,
+    pg_proc,
+    [
+        ("oid", Oid),
+        ("proname", Name),
+        ("pronamespace", Oid),
+        ("proowner", Oid),
+        ("prolang", Oid),
+        ("procost", Float4),
+        ("prorows", Float4),
+        ("provariadic", Oid),
+        ("prosupport", RegProc),
+        ("prokind", Char),
+        ("prosecdef", Bool),
+        ("proleakproof", Bool),
+        ("proisstrict", Bool),
+        ("proretset", Bool),
+        ("provolatile", Char),
+        ("proparallel", Char),
+        ("pronargs", Int2),
+        ("pronargdefaults", Int2),
+        ("prorettype", Oid),
+        ("proargtypes", OidVector),
+        ("proallargtypes", OidArray),
+        ("proargmodes", TextArray),
+        ("proargnames", TextArray),
+        ("proargdefaults", NodeTree),
+        ("protrftypes", OidArray),
+        ("prosrc", Text),
+        ("probin", Text),
+        ("prosqlbody", NodeTree),
+        ("proconfig", TextArray),
+        ("proacl", AclArray),
+    ]
+);
 fn pg_proc(_session: &SessionCatalog) -> Result<RecordBatch> {
     let rows: Vec<Vec<V>> = pgtype::builtin::PROCS
         .iter()
@@ -487,10 +753,20 @@ fn pg_proc(_session: &SessionCatalog) -> Result<RecordBatch> {
     build(&pg_proc_schema(), &rows)
 }
 
-table!("pg_range", pg_range_schema, pg_range, [
-    ("rngtypid", Oid), ("rngsubtype", Oid), ("rngmultitypid", Oid), ("rngcollation", Oid),
-    ("rngsubopc", Oid), ("rngcanonical", RegProc), ("rngsubdiff", RegProc),
-]);
+table!(
+    "pg_range",
+    pg_range_schema,
+    pg_range,
+    [
+        ("rngtypid", Oid),
+        ("rngsubtype", Oid),
+        ("rngmultitypid", Oid),
+        ("rngcollation", Oid),
+        ("rngsubopc", Oid),
+        ("rngcanonical", RegProc),
+        ("rngsubdiff", RegProc),
+    ]
+);
 fn pg_range(_session: &SessionCatalog) -> Result<RecordBatch> {
     let rows: Vec<Vec<V>> = pgtype::builtin::TYPES
         .iter()
@@ -510,12 +786,29 @@ fn pg_range(_session: &SessionCatalog) -> Result<RecordBatch> {
     build(&pg_range_schema(), &rows)
 }
 
-table!("pg_database", pg_database_schema, pg_database, [
-    ("oid", Oid), ("datname", Name), ("datdba", Oid), ("encoding", Int4), ("datlocprovider", Char),
-    ("datistemplate", Bool), ("datallowconn", Bool), ("datconnlimit", Int4),
-    ("datfrozenxid", Int4), ("datminmxid", Int4), ("dattablespace", Oid), ("datcollate", Text),
-    ("datctype", Text), ("daticulocale", Text), ("datcollversion", Text), ("datacl", AclArray),
-]);
+table!(
+    "pg_database",
+    pg_database_schema,
+    pg_database,
+    [
+        ("oid", Oid),
+        ("datname", Name),
+        ("datdba", Oid),
+        ("encoding", Int4),
+        ("datlocprovider", Char),
+        ("datistemplate", Bool),
+        ("datallowconn", Bool),
+        ("datconnlimit", Int4),
+        ("datfrozenxid", Int4),
+        ("datminmxid", Int4),
+        ("dattablespace", Oid),
+        ("datcollate", Text),
+        ("datctype", Text),
+        ("daticulocale", Text),
+        ("datcollversion", Text),
+        ("datacl", AclArray),
+    ]
+);
 fn pg_database(_session: &SessionCatalog) -> Result<RecordBatch> {
     let rows = vec![vec![
         database_oid().into(),
@@ -538,9 +831,17 @@ fn pg_database(_session: &SessionCatalog) -> Result<RecordBatch> {
     build(&pg_database_schema(), &rows)
 }
 
-table!("pg_am", pg_am_schema, pg_am, [
-    ("oid", Oid), ("amname", Name), ("amhandler", RegProc), ("amtype", Char),
-]);
+table!(
+    "pg_am",
+    pg_am_schema,
+    pg_am,
+    [
+        ("oid", Oid),
+        ("amname", Name),
+        ("amhandler", RegProc),
+        ("amtype", Char),
+    ]
+);
 fn pg_am(_session: &SessionCatalog) -> Result<RecordBatch> {
     let rows = vec![
         vec![HEAP_AM_OID.into(), "heap".into(), 3u32.into(), "t".into()],
@@ -549,11 +850,24 @@ fn pg_am(_session: &SessionCatalog) -> Result<RecordBatch> {
     build(&pg_am_schema(), &rows)
 }
 
-table!("pg_collation", pg_collation_schema, pg_collation, [
-    ("oid", Oid), ("collname", Name), ("collnamespace", Oid), ("collowner", Oid),
-    ("collprovider", Char), ("collisdeterministic", Bool), ("collencoding", Int4),
-    ("collcollate", Text), ("collctype", Text), ("colliculocale", Text), ("collversion", Text),
-]);
+table!(
+    "pg_collation",
+    pg_collation_schema,
+    pg_collation,
+    [
+        ("oid", Oid),
+        ("collname", Name),
+        ("collnamespace", Oid),
+        ("collowner", Oid),
+        ("collprovider", Char),
+        ("collisdeterministic", Bool),
+        ("collencoding", Int4),
+        ("collcollate", Text),
+        ("collctype", Text),
+        ("colliculocale", Text),
+        ("collversion", Text),
+    ]
+);
 fn pg_collation(_session: &SessionCatalog) -> Result<RecordBatch> {
     let row = |oid: u32, name: &str, provider: &str, locale: Option<&str>| {
         vec![
@@ -578,12 +892,26 @@ fn pg_collation(_session: &SessionCatalog) -> Result<RecordBatch> {
     build(&pg_collation_schema(), &rows)
 }
 
-table!("pg_roles", pg_roles_schema, pg_roles, [
-    ("rolname", Name), ("rolsuper", Bool), ("rolinherit", Bool), ("rolcreaterole", Bool),
-    ("rolcreatedb", Bool), ("rolcanlogin", Bool), ("rolreplication", Bool), ("rolconnlimit", Int4),
-    ("rolpassword", Text), ("rolvaliduntil", TimestampTz), ("rolbypassrls", Bool),
-    ("rolconfig", TextArray), ("oid", Oid),
-]);
+table!(
+    "pg_roles",
+    pg_roles_schema,
+    pg_roles,
+    [
+        ("rolname", Name),
+        ("rolsuper", Bool),
+        ("rolinherit", Bool),
+        ("rolcreaterole", Bool),
+        ("rolcreatedb", Bool),
+        ("rolcanlogin", Bool),
+        ("rolreplication", Bool),
+        ("rolconnlimit", Int4),
+        ("rolpassword", Text),
+        ("rolvaliduntil", TimestampTz),
+        ("rolbypassrls", Bool),
+        ("rolconfig", TextArray),
+        ("oid", Oid),
+    ]
+);
 /// Roles the session may know about: the owner, the user and the user's roles.
 fn visible_roles(session: &SessionCatalog) -> Vec<(String, bool, Option<i64>)> {
     let pinned = session.pinned();
@@ -627,11 +955,22 @@ fn pg_roles(session: &SessionCatalog) -> Result<RecordBatch> {
     build(&pg_roles_schema(), &rows)
 }
 
-table!("pg_user", pg_user_schema, pg_user, [
-    ("usename", Name), ("usesysid", Oid), ("usecreatedb", Bool), ("usesuper", Bool),
-    ("userepl", Bool), ("usebypassrls", Bool), ("passwd", Text), ("valuntil", TimestampTz),
-    ("useconfig", TextArray),
-]);
+table!(
+    "pg_user",
+    pg_user_schema,
+    pg_user,
+    [
+        ("usename", Name),
+        ("usesysid", Oid),
+        ("usecreatedb", Bool),
+        ("usesuper", Bool),
+        ("userepl", Bool),
+        ("usebypassrls", Bool),
+        ("passwd", Text),
+        ("valuntil", TimestampTz),
+        ("useconfig", TextArray),
+    ]
+);
 fn pg_user(session: &SessionCatalog) -> Result<RecordBatch> {
     let rows: Vec<Vec<V>> = visible_roles(session)
         .into_iter()
@@ -654,9 +993,17 @@ fn pg_user(session: &SessionCatalog) -> Result<RecordBatch> {
     build(&pg_user_schema(), &rows)
 }
 
-table!("pg_auth_members", pg_auth_members_schema, pg_auth_members, [
-    ("roleid", Oid), ("member", Oid), ("grantor", Oid), ("admin_option", Bool),
-]);
+table!(
+    "pg_auth_members",
+    pg_auth_members_schema,
+    pg_auth_members,
+    [
+        ("roleid", Oid),
+        ("member", Oid),
+        ("grantor", Oid),
+        ("admin_option", Bool),
+    ]
+);
 fn pg_auth_members(session: &SessionCatalog) -> Result<RecordBatch> {
     let pinned = session.pinned();
     let user_key = pinned.principal.user.to_lowercase();
@@ -677,12 +1024,30 @@ fn pg_auth_members(session: &SessionCatalog) -> Result<RecordBatch> {
     build(&pg_auth_members_schema(), &rows)
 }
 
-table!("pg_settings", pg_settings_schema, pg_settings, [
-    ("name", Text), ("setting", Text), ("unit", Text), ("category", Text), ("short_desc", Text),
-    ("extra_desc", Text), ("context", Text), ("vartype", Text), ("source", Text),
-    ("min_val", Text), ("max_val", Text), ("enumvals", TextArray), ("boot_val", Text),
-    ("reset_val", Text), ("sourcefile", Text), ("sourceline", Int4), ("pending_restart", Bool),
-]);
+table!(
+    "pg_settings",
+    pg_settings_schema,
+    pg_settings,
+    [
+        ("name", Text),
+        ("setting", Text),
+        ("unit", Text),
+        ("category", Text),
+        ("short_desc", Text),
+        ("extra_desc", Text),
+        ("context", Text),
+        ("vartype", Text),
+        ("source", Text),
+        ("min_val", Text),
+        ("max_val", Text),
+        ("enumvals", TextArray),
+        ("boot_val", Text),
+        ("reset_val", Text),
+        ("sourcefile", Text),
+        ("sourceline", Int4),
+        ("pending_restart", Bool),
+    ]
+);
 fn pg_settings(session: &SessionCatalog) -> Result<RecordBatch> {
     let rows: Vec<Vec<V>> = session
         .settings()
@@ -713,10 +1078,21 @@ fn pg_settings(session: &SessionCatalog) -> Result<RecordBatch> {
     build(&pg_settings_schema(), &rows)
 }
 
-table!("pg_tables", pg_tables_schema, pg_tables, [
-    ("schemaname", Name), ("tablename", Name), ("tableowner", Name), ("tablespace", Name),
-    ("hasindexes", Bool), ("hasrules", Bool), ("hastriggers", Bool), ("rowsecurity", Bool),
-]);
+table!(
+    "pg_tables",
+    pg_tables_schema,
+    pg_tables,
+    [
+        ("schemaname", Name),
+        ("tablename", Name),
+        ("tableowner", Name),
+        ("tablespace", Name),
+        ("hasindexes", Bool),
+        ("hasrules", Bool),
+        ("hastriggers", Bool),
+        ("rowsecurity", Bool),
+    ]
+);
 fn pg_tables(session: &SessionCatalog) -> Result<RecordBatch> {
     let rows: Vec<Vec<V>> = relations(session)
         .into_iter()
@@ -737,13 +1113,34 @@ fn pg_tables(session: &SessionCatalog) -> Result<RecordBatch> {
     build(&pg_tables_schema(), &rows)
 }
 
-table!("pg_tablespace", pg_tablespace_schema, pg_tablespace, [
-    ("oid", Oid), ("spcname", Name), ("spcowner", Oid), ("spcacl", AclArray), ("spcoptions", TextArray),
-]);
+table!(
+    "pg_tablespace",
+    pg_tablespace_schema,
+    pg_tablespace,
+    [
+        ("oid", Oid),
+        ("spcname", Name),
+        ("spcowner", Oid),
+        ("spcacl", AclArray),
+        ("spcoptions", TextArray),
+    ]
+);
 fn pg_tablespace(_session: &SessionCatalog) -> Result<RecordBatch> {
     let rows = vec![
-        vec![1663u32.into(), "pg_default".into(), OWNER_OID.into(), V::Null, V::Null],
-        vec![1664u32.into(), "pg_global".into(), OWNER_OID.into(), V::Null, V::Null],
+        vec![
+            1663u32.into(),
+            "pg_default".into(),
+            OWNER_OID.into(),
+            V::Null,
+            V::Null,
+        ],
+        vec![
+            1664u32.into(),
+            "pg_global".into(),
+            OWNER_OID.into(),
+            V::Null,
+            V::Null,
+        ],
     ];
     build(&pg_tablespace_schema(), &rows)
 }
@@ -759,75 +1156,247 @@ macro_rules! empty_table {
     };
 }
 
-empty_table!(empty_pg_attrdef, pg_attrdef_schema, [
-    ("oid", Oid), ("adrelid", Oid), ("adnum", Int2), ("adbin", NodeTree),
-]);
-empty_table!(empty_pg_constraint, pg_constraint_schema, [
-    ("oid", Oid), ("conname", Name), ("connamespace", Oid), ("contype", Char),
-    ("condeferrable", Bool), ("condeferred", Bool), ("convalidated", Bool), ("conrelid", Oid),
-    ("contypid", Oid), ("conindid", Oid), ("conparentid", Oid), ("confrelid", Oid),
-    ("confupdtype", Char), ("confdeltype", Char), ("confmatchtype", Char), ("conislocal", Bool),
-    ("coninhcount", Int4), ("connoinherit", Bool), ("conkey", Int2Array), ("confkey", Int2Array),
-    ("conpfeqop", OidArray), ("conppeqop", OidArray), ("conffeqop", OidArray),
-    ("confdelsetcols", Int2Array), ("conexclop", OidArray), ("conbin", NodeTree),
-]);
-empty_table!(empty_pg_description, pg_description_schema, [
-    ("objoid", Oid), ("classoid", Oid), ("objsubid", Int4), ("description", Text),
-]);
-empty_table!(empty_pg_enum, pg_enum_schema, [
-    ("oid", Oid), ("enumtypid", Oid), ("enumsortorder", Float4), ("enumlabel", Name),
-]);
-empty_table!(empty_pg_extension, pg_extension_schema, [
-    ("oid", Oid), ("extname", Name), ("extowner", Oid), ("extnamespace", Oid),
-    ("extrelocatable", Bool), ("extversion", Text), ("extconfig", OidArray), ("extcondition", TextArray),
-]);
-empty_table!(empty_pg_foreign_table, pg_foreign_table_schema, [
-    ("ftrelid", Oid), ("ftserver", Oid), ("ftoptions", TextArray),
-]);
-empty_table!(empty_pg_index, pg_index_schema, [
-    ("indexrelid", Oid), ("indrelid", Oid), ("indnatts", Int2), ("indnkeyatts", Int2),
-    ("indisunique", Bool), ("indnullsnotdistinct", Bool), ("indisprimary", Bool),
-    ("indisexclusion", Bool), ("indimmediate", Bool), ("indisclustered", Bool), ("indisvalid", Bool),
-    ("indcheckxmin", Bool), ("indisready", Bool), ("indislive", Bool), ("indisreplident", Bool),
-    ("indkey", Int2Vector), ("indcollation", OidVector), ("indclass", OidVector),
-    ("indoption", Int2Vector), ("indexprs", NodeTree), ("indpred", NodeTree),
-]);
-empty_table!(empty_pg_inherits, pg_inherits_schema, [
-    ("inhrelid", Oid), ("inhparent", Oid), ("inhseqno", Int4), ("inhdetachpending", Bool),
-]);
-empty_table!(empty_pg_matviews, pg_matviews_schema, [
-    ("schemaname", Name), ("matviewname", Name), ("matviewowner", Name), ("tablespace", Name),
-    ("hasindexes", Bool), ("ispopulated", Bool), ("definition", Text),
-]);
-empty_table!(empty_pg_policy, pg_policy_schema, [
-    ("oid", Oid), ("polname", Name), ("polrelid", Oid), ("polcmd", Char), ("polpermissive", Bool),
-    ("polroles", OidArray), ("polqual", NodeTree), ("polwithcheck", NodeTree),
-]);
-empty_table!(empty_pg_publication, pg_publication_schema, [
-    ("oid", Oid), ("pubname", Name), ("pubowner", Oid), ("puballtables", Bool), ("pubinsert", Bool),
-    ("pubupdate", Bool), ("pubdelete", Bool), ("pubtruncate", Bool), ("pubviaroot", Bool),
-]);
-empty_table!(empty_pg_publication_namespace, pg_publication_namespace_schema, [
-    ("oid", Oid), ("pnpubid", Oid), ("pnnspid", Oid),
-]);
-empty_table!(empty_pg_publication_rel, pg_publication_rel_schema, [
-    ("oid", Oid), ("prpubid", Oid), ("prrelid", Oid), ("prqual", NodeTree), ("prattrs", Int2Vector),
-]);
-empty_table!(empty_pg_rewrite, pg_rewrite_schema, [
-    ("oid", Oid), ("rulename", Name), ("ev_class", Oid), ("ev_type", Char), ("ev_enabled", Char),
-    ("is_instead", Bool), ("ev_qual", NodeTree), ("ev_action", NodeTree),
-]);
-empty_table!(empty_pg_statistic_ext, pg_statistic_ext_schema, [
-    ("oid", Oid), ("stxrelid", Oid), ("stxname", Name), ("stxnamespace", Oid), ("stxowner", Oid),
-    ("stxstattarget", Int4), ("stxkeys", Int2Vector), ("stxkind", TextArray), ("stxexprs", NodeTree),
-]);
-empty_table!(empty_pg_trigger, pg_trigger_schema, [
-    ("oid", Oid), ("tgrelid", Oid), ("tgparentid", Oid), ("tgname", Name), ("tgfoid", Oid),
-    ("tgtype", Int2), ("tgenabled", Char), ("tgisinternal", Bool), ("tgconstrrelid", Oid),
-    ("tgconstrindid", Oid), ("tgconstraint", Oid), ("tgdeferrable", Bool), ("tginitdeferred", Bool),
-    ("tgnargs", Int2), ("tgattr", Int2Vector), ("tgargs", Text), ("tgqual", NodeTree),
-    ("tgoldtable", Name), ("tgnewtable", Name),
-]);
-empty_table!(empty_pg_views, pg_views_schema, [
-    ("schemaname", Name), ("viewname", Name), ("viewowner", Name), ("definition", Text),
-]);
+empty_table!(
+    empty_pg_attrdef,
+    pg_attrdef_schema,
+    [
+        ("oid", Oid),
+        ("adrelid", Oid),
+        ("adnum", Int2),
+        ("adbin", NodeTree),
+    ]
+);
+empty_table!(
+    empty_pg_constraint,
+    pg_constraint_schema,
+    [
+        ("oid", Oid),
+        ("conname", Name),
+        ("connamespace", Oid),
+        ("contype", Char),
+        ("condeferrable", Bool),
+        ("condeferred", Bool),
+        ("convalidated", Bool),
+        ("conrelid", Oid),
+        ("contypid", Oid),
+        ("conindid", Oid),
+        ("conparentid", Oid),
+        ("confrelid", Oid),
+        ("confupdtype", Char),
+        ("confdeltype", Char),
+        ("confmatchtype", Char),
+        ("conislocal", Bool),
+        ("coninhcount", Int4),
+        ("connoinherit", Bool),
+        ("conkey", Int2Array),
+        ("confkey", Int2Array),
+        ("conpfeqop", OidArray),
+        ("conppeqop", OidArray),
+        ("conffeqop", OidArray),
+        ("confdelsetcols", Int2Array),
+        ("conexclop", OidArray),
+        ("conbin", NodeTree),
+    ]
+);
+empty_table!(
+    empty_pg_description,
+    pg_description_schema,
+    [
+        ("objoid", Oid),
+        ("classoid", Oid),
+        ("objsubid", Int4),
+        ("description", Text),
+    ]
+);
+empty_table!(
+    empty_pg_enum,
+    pg_enum_schema,
+    [
+        ("oid", Oid),
+        ("enumtypid", Oid),
+        ("enumsortorder", Float4),
+        ("enumlabel", Name),
+    ]
+);
+empty_table!(
+    empty_pg_extension,
+    pg_extension_schema,
+    [
+        ("oid", Oid),
+        ("extname", Name),
+        ("extowner", Oid),
+        ("extnamespace", Oid),
+        ("extrelocatable", Bool),
+        ("extversion", Text),
+        ("extconfig", OidArray),
+        ("extcondition", TextArray),
+    ]
+);
+empty_table!(
+    empty_pg_foreign_table,
+    pg_foreign_table_schema,
+    [
+        ("ftrelid", Oid),
+        ("ftserver", Oid),
+        ("ftoptions", TextArray),
+    ]
+);
+empty_table!(
+    empty_pg_index,
+    pg_index_schema,
+    [
+        ("indexrelid", Oid),
+        ("indrelid", Oid),
+        ("indnatts", Int2),
+        ("indnkeyatts", Int2),
+        ("indisunique", Bool),
+        ("indnullsnotdistinct", Bool),
+        ("indisprimary", Bool),
+        ("indisexclusion", Bool),
+        ("indimmediate", Bool),
+        ("indisclustered", Bool),
+        ("indisvalid", Bool),
+        ("indcheckxmin", Bool),
+        ("indisready", Bool),
+        ("indislive", Bool),
+        ("indisreplident", Bool),
+        ("indkey", Int2Vector),
+        ("indcollation", OidVector),
+        ("indclass", OidVector),
+        ("indoption", Int2Vector),
+        ("indexprs", NodeTree),
+        ("indpred", NodeTree),
+    ]
+);
+empty_table!(
+    empty_pg_inherits,
+    pg_inherits_schema,
+    [
+        ("inhrelid", Oid),
+        ("inhparent", Oid),
+        ("inhseqno", Int4),
+        ("inhdetachpending", Bool),
+    ]
+);
+empty_table!(
+    empty_pg_matviews,
+    pg_matviews_schema,
+    [
+        ("schemaname", Name),
+        ("matviewname", Name),
+        ("matviewowner", Name),
+        ("tablespace", Name),
+        ("hasindexes", Bool),
+        ("ispopulated", Bool),
+        ("definition", Text),
+    ]
+);
+empty_table!(
+    empty_pg_policy,
+    pg_policy_schema,
+    [
+        ("oid", Oid),
+        ("polname", Name),
+        ("polrelid", Oid),
+        ("polcmd", Char),
+        ("polpermissive", Bool),
+        ("polroles", OidArray),
+        ("polqual", NodeTree),
+        ("polwithcheck", NodeTree),
+    ]
+);
+empty_table!(
+    empty_pg_publication,
+    pg_publication_schema,
+    [
+        ("oid", Oid),
+        ("pubname", Name),
+        ("pubowner", Oid),
+        ("puballtables", Bool),
+        ("pubinsert", Bool),
+        ("pubupdate", Bool),
+        ("pubdelete", Bool),
+        ("pubtruncate", Bool),
+        ("pubviaroot", Bool),
+    ]
+);
+empty_table!(
+    empty_pg_publication_namespace,
+    pg_publication_namespace_schema,
+    [("oid", Oid), ("pnpubid", Oid), ("pnnspid", Oid),]
+);
+empty_table!(
+    empty_pg_publication_rel,
+    pg_publication_rel_schema,
+    [
+        ("oid", Oid),
+        ("prpubid", Oid),
+        ("prrelid", Oid),
+        ("prqual", NodeTree),
+        ("prattrs", Int2Vector),
+    ]
+);
+empty_table!(
+    empty_pg_rewrite,
+    pg_rewrite_schema,
+    [
+        ("oid", Oid),
+        ("rulename", Name),
+        ("ev_class", Oid),
+        ("ev_type", Char),
+        ("ev_enabled", Char),
+        ("is_instead", Bool),
+        ("ev_qual", NodeTree),
+        ("ev_action", NodeTree),
+    ]
+);
+empty_table!(
+    empty_pg_statistic_ext,
+    pg_statistic_ext_schema,
+    [
+        ("oid", Oid),
+        ("stxrelid", Oid),
+        ("stxname", Name),
+        ("stxnamespace", Oid),
+        ("stxowner", Oid),
+        ("stxstattarget", Int4),
+        ("stxkeys", Int2Vector),
+        ("stxkind", TextArray),
+        ("stxexprs", NodeTree),
+    ]
+);
+empty_table!(
+    empty_pg_trigger,
+    pg_trigger_schema,
+    [
+        ("oid", Oid),
+        ("tgrelid", Oid),
+        ("tgparentid", Oid),
+        ("tgname", Name),
+        ("tgfoid", Oid),
+        ("tgtype", Int2),
+        ("tgenabled", Char),
+        ("tgisinternal", Bool),
+        ("tgconstrrelid", Oid),
+        ("tgconstrindid", Oid),
+        ("tgconstraint", Oid),
+        ("tgdeferrable", Bool),
+        ("tginitdeferred", Bool),
+        ("tgnargs", Int2),
+        ("tgattr", Int2Vector),
+        ("tgargs", Text),
+        ("tgqual", NodeTree),
+        ("tgoldtable", Name),
+        ("tgnewtable", Name),
+    ]
+);
+empty_table!(
+    empty_pg_views,
+    pg_views_schema,
+    [
+        ("schemaname", Name),
+        ("viewname", Name),
+        ("viewowner", Name),
+        ("definition", Text),
+    ]
+);

@@ -177,10 +177,7 @@ pub fn build(schema: &SchemaRef, rows: &[Vec<V>]) -> Result<RecordBatch> {
     for (idx, field) in schema.fields().iter().enumerate() {
         let cell = |row: &Vec<V>| row.get(idx).cloned().unwrap_or(V::Null);
         let bad = |v: &V| {
-            DataFusionError::Internal(format!(
-                "system table column {} got {v:?}",
-                field.name()
-            ))
+            DataFusionError::Internal(format!("system table column {} got {v:?}", field.name()))
         };
         let array: ArrayRef = match field.data_type() {
             DataType::UInt32 => {
@@ -280,9 +277,8 @@ pub fn build(schema: &SchemaRef, rows: &[Vec<V>]) -> Result<RecordBatch> {
                             V::Null => b.append_null(),
                             V::IL(values) => {
                                 for v in values {
-                                    b.values().append_value(
-                                        i16::try_from(v).map_err(|_| bad(&V::I(v)))?,
-                                    );
+                                    b.values()
+                                        .append_value(i16::try_from(v).map_err(|_| bad(&V::I(v)))?);
                                 }
                                 b.append(true);
                             }
@@ -298,9 +294,8 @@ pub fn build(schema: &SchemaRef, rows: &[Vec<V>]) -> Result<RecordBatch> {
                             V::Null => b.append_null(),
                             V::IL(values) => {
                                 for v in values {
-                                    b.values().append_value(
-                                        u32::try_from(v).map_err(|_| bad(&V::I(v)))?,
-                                    );
+                                    b.values()
+                                        .append_value(u32::try_from(v).map_err(|_| bad(&V::I(v)))?);
                                 }
                                 b.append(true);
                             }

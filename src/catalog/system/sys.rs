@@ -7,30 +7,60 @@ use datafusion::common::Result;
 
 use super::SystemTableDef;
 use super::rows::{Col, V, build, schema};
+pub use crate::audit::{AuditLog, AuditRecord};
 use crate::catalog::registry::TableStatus;
 use crate::catalog::session::SessionCatalog;
-pub use crate::audit::{AuditLog, AuditRecord};
 
 /// Every `sys` table with its columns (for privilege checks).
 pub const SYS_TABLES: &[(&str, &[&str])] = &[
     (
         "audit_log",
         &[
-            "time", "session_id", "query_id", "user", "client_addr", "application_name", "kind",
-            "statement", "tables", "columns", "row_filters", "masks", "versions", "rows",
-            "duration_ms", "outcome", "sqlstate",
+            "time",
+            "session_id",
+            "query_id",
+            "user",
+            "client_addr",
+            "application_name",
+            "kind",
+            "statement",
+            "tables",
+            "columns",
+            "row_filters",
+            "masks",
+            "versions",
+            "rows",
+            "duration_ms",
+            "outcome",
+            "sqlstate",
         ],
     ),
     (
         "lake_tables",
-        &["schema_name", "table_name", "location", "format", "version", "n_files", "status"],
+        &[
+            "schema_name",
+            "table_name",
+            "location",
+            "format",
+            "version",
+            "n_files",
+            "status",
+        ],
     ),
 ];
 
 /// The `sys` tables.
 pub static TABLES: &[SystemTableDef] = &[
-    SystemTableDef { name: "audit_log", schema: audit_log_schema, rows: audit_log },
-    SystemTableDef { name: "lake_tables", schema: lake_tables_schema, rows: lake_tables },
+    SystemTableDef {
+        name: "audit_log",
+        schema: audit_log_schema,
+        rows: audit_log,
+    },
+    SystemTableDef {
+        name: "lake_tables",
+        schema: lake_tables_schema,
+        rows: lake_tables,
+    },
 ];
 
 fn audit_log_schema() -> SchemaRef {

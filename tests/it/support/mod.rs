@@ -111,6 +111,30 @@ impl TestServer {
 
     /// A server from a setup.
     pub async fn start_with(setup: Setup) -> TestServer {
+        let (dir, config_path) = prepare(&setup).await;
+        let config = load(&config_path);
+        let app = App::build(config).await.unwrap();
+        let addr = app.local_addr();
+        let engine = app.engine.clone();
+        let cert = app.tls.as_ref().and_then(|t| t.cert_path.clone());
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let handle = tokio::spawn(async move {
+            app.run(token).await.unwrap();
+        });
+        TestServer {
+            addr,
+            dir,
+            app_tls_cert: cert,
+            engine,
+            shutdown,
+            handle: Some(handle),
+        }
+    }
+}
+
+/// Writes a setup's lake, grants and lakehouse.yaml into a new temporary directory.
+pub async fn prepare(setup: &Setup) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let lake = dir.path().join("lake");
         std::fs::create_dir_all(&lake).unwrap();
@@ -133,25 +157,10 @@ impl TestServer {
         );
         let config_path = dir.path().join("lakehouse.yaml");
         std::fs::write(&config_path, &yaml).unwrap();
-        let config = load(&config_path);
-        let app = App::build(config).await.unwrap();
-        let addr = app.local_addr();
-        let engine = app.engine.clone();
-        let cert = app.tls.as_ref().and_then(|t| t.cert_path.clone());
-        let shutdown = CancellationToken::new();
-        let token = shutdown.clone();
-        let handle = tokio::spawn(async move {
-            app.run(token).await.unwrap();
-        });
-        TestServer {
-            addr,
-            dir,
-            app_tls_cert: cert,
-            engine,
-            shutdown,
-            handle: Some(handle),
-        }
-    }
+        (dir, config_path)
+}
+
+impl TestServer {
 
     /// The lake root.
     pub fn lake(&self) -> PathBuf {
@@ -208,6 +217,96 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// `lakehouse serve` as a child process (to measure its memory and CPU, or signal it).
+pub struct ChildServer {
+    pub child: tokio::process::Child,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl ChildServer {
+    /// Starts the built binary on a setup and waits until it listens.
+    pub async fn spawn(setup: Setup) -> ChildServer {
+        use tokio::io::AsyncBufReadExt;
+        let (dir, config_path) = prepare(&setup).await;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lakehouse"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        let addr = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(rest) = line.split("listen=").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap();
+                    return addr.parse::<SocketAddr>().unwrap();
+                }
+            }
+            panic!("server exited before listening");
+        })
+        .await
+        .expect("server did not start within 30 s");
+        // Keep draining the log so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        ChildServer { child, addr, dir }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap()
+    }
+
+    /// Resident memory of the child, in bytes.
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap()
+            .parse()
+            .unwrap();
+        kb * 1024
+    }
+
+    /// CPU time of the child (user + system), in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
+    }
+
+    /// A libpq connection string.
+    pub fn url(&self, user: &str, sslmode: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} dbname=IKHOSPITAL_DW user={user} password='{PASSWORD}' sslmode={sslmode}",
+            self.addr.port()
+        )
+    }
+
+    /// A tokio-postgres client.
+    pub async fn connect(&self, user: &str) -> tokio_postgres::Client {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host("127.0.0.1")
+            .port(self.addr.port())
+            .user(user)
+            .password(PASSWORD)
+            .dbname("IKHOSPITAL_DW");
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
     }
 }
 

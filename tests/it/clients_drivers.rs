@@ -1,0 +1,133 @@
+//! pgJDBC and psqlODBC, the real drivers, listing schemas, tables and columns the way a JDBC or
+//! ODBC tool's database browser does, then running a parameterised query.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::support::{PASSWORD, Setup, TestServer};
+
+fn clients_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
+
+/// Runs a client program off the runtime; returns its stdout lines split at tabs.
+async fn run(mut cmd: Command, what: &str, install: &str) -> Vec<Vec<String>> {
+    let description = format!("{cmd:?}");
+    let output = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("cannot run {what} ({e}): install {install}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(
+        output.status.success(),
+        "{description} failed (needs {install}):\n{stderr}\n{stdout}"
+    );
+    stdout
+        .lines()
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
+fn facts<'a>(lines: &'a [Vec<String>], kind: &str) -> Vec<Vec<&'a str>> {
+    lines
+        .iter()
+        .filter(|l| l[0] == kind)
+        .map(|l| l[1..].iter().map(String::as_str).collect())
+        .collect()
+}
+
+fn tls_required() -> Setup {
+    Setup {
+        server_yaml: "  tls:\n    mode: require\n".to_string(),
+        ..Default::default()
+    }
+}
+
+const JDBC_JAR: &str = "/usr/share/java/postgresql.jar";
+
+#[tokio::test]
+async fn pgjdbc_lists_tables_and_columns() {
+    assert!(
+        std::path::Path::new(JDBC_JAR).exists(),
+        "pgJDBC is missing: apt-get install libpostgresql-jdbc-java (and a JDK for javac)"
+    );
+    let server = TestServer::start_with(tls_required()).await;
+    let classes = tempfile::tempdir().unwrap();
+    let mut javac = Command::new("javac");
+    javac
+        .arg("-d")
+        .arg(classes.path())
+        .arg(clients_dir().join("JdbcCatalog.java"));
+    run(javac, "javac", "a JDK (Debian default-jdk-headless)").await;
+    let mut java = Command::new("java");
+    java.arg("-cp")
+        .arg(format!("{}:{JDBC_JAR}", classes.path().display()))
+        .arg("JdbcCatalog")
+        .arg(format!(
+            "jdbc:postgresql://127.0.0.1:{}/IKHOSPITAL_DW?sslmode=require",
+            server.addr.port()
+        ))
+        .arg("carol")
+        .arg(PASSWORD);
+    let lines = run(java, "java", "a JDK and libpostgresql-jdbc-java").await;
+    assert_eq!(facts(&lines, "product"), [["PostgreSQL", "15"]]);
+    assert_eq!(
+        facts(&lines, "schema"),
+        [["dbo"], ["information_schema"], ["pg_catalog"]]
+    );
+    assert_eq!(
+        facts(&lines, "table"),
+        [
+            ["dbo", "dim_patient", "TABLE"],
+            ["dbo", "fact_events", "TABLE"]
+        ],
+        "carol's tables only"
+    );
+    let columns = facts(&lines, "column");
+    assert_eq!(columns.len(), 8);
+    assert_eq!(columns[0], ["id_patient", "int4", "4", "NO", "1"]);
+    assert_eq!(columns[1], ["name", "text", "12", "YES", "2"]);
+    assert_eq!(columns[3], ["age", "int4", "4", "YES", "4"]);
+    // Patient 4 is Portuguese (carol's row filter); int8 parameter, text results.
+    assert_eq!(
+        facts(&lines, "row"),
+        [["name", "Test Patient 4", "int4", "28"]]
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn psqlodbc_lists_tables_and_columns() {
+    let server = TestServer::start_with(tls_required()).await;
+    let mut python = Command::new("python3");
+    python
+        .arg(clients_dir().join("odbc_catalog.py"))
+        .arg("127.0.0.1")
+        .arg(server.addr.port().to_string())
+        .arg("alice")
+        .arg(PASSWORD);
+    let lines = run(
+        python,
+        "python3 with pyodbc",
+        "odbc-postgresql, unixodbc and `pip install pyodbc`",
+    )
+    .await;
+    assert_eq!(facts(&lines, "dbms")[0][0], "PostgreSQL");
+    assert_eq!(facts(&lines, "schema"), [["dbo"], ["sys"]]);
+    assert_eq!(
+        facts(&lines, "table"),
+        [
+            ["dbo", "dim_doctors", "TABLE"],
+            ["dbo", "dim_patient", "TABLE"],
+            ["dbo", "fact_events", "TABLE"]
+        ]
+    );
+    let columns = facts(&lines, "column");
+    assert_eq!(columns.len(), 8);
+    // SQL_INTEGER 4, SQL_WLONGVARCHAR -10 (text); nullable 0/1.
+    assert_eq!(columns[0], ["id_patient", "int4", "4", "0", "1"]);
+    assert_eq!(columns[1], ["name", "text", "-10", "1", "2"]);
+    assert_eq!(facts(&lines, "row"), [["Test Patient 4", "28"]]);
+    server.stop().await;
+}
