@@ -58,7 +58,11 @@ impl App {
             tracing::warn!("{warning}");
         }
         let loopback_only = config.server.listen.ip().is_loopback();
-        let demo_users: Vec<&str> = policy.users().filter(|u| u.demo).map(|u| u.name.as_str()).collect();
+        let demo_users: Vec<&str> = policy
+            .users()
+            .filter(|u| u.demo)
+            .map(|u| u.name.as_str())
+            .collect();
         if !demo_users.is_empty() && !loopback_only {
             tracing::warn!(
                 users = ?demo_users,
@@ -77,7 +81,13 @@ impl App {
             query_memory_limit: config.server.query_memory_limit,
             max_concurrent_queries: config.server.max_concurrent_queries,
         };
-        let engine = Engine::new(registry.clone(), policies.clone(), system, limits, base_state);
+        let engine = Engine::new(
+            registry.clone(),
+            policies.clone(),
+            system,
+            limits,
+            base_state,
+        );
         let tls = match config.server.tls_mode {
             TlsMode::Disable => None,
             _ => Some(build_tls(&config)?),
@@ -234,7 +244,9 @@ async fn reload_loop(
                     tracing::info!(added = ?report.added, removed = ?report.removed, "catalog reloaded");
                 }
                 Err(diagnostics) => {
-                    tracing::error!("catalog change rejected, the previous catalog keeps serving:\n{diagnostics}");
+                    tracing::error!(
+                        "catalog change rejected, the previous catalog keeps serving:\n{diagnostics}"
+                    );
                 }
             }
         }
@@ -248,7 +260,9 @@ async fn reload_loop(
                 tracing::info!(generation, "grants reloaded");
             }
             Err(diagnostics) => {
-                tracing::error!("grants change rejected, the previous policy keeps serving:\n{diagnostics}");
+                tracing::error!(
+                    "grants change rejected, the previous policy keeps serving:\n{diagnostics}"
+                );
             }
         }
     }

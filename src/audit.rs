@@ -101,7 +101,9 @@ impl AuditLog {
                     while let Ok(more) = receiver.try_recv() {
                         buffer.push_str(&more);
                     }
-                    if let Err(err) = file.write_all(buffer.as_bytes()).and_then(|()| file.flush())
+                    if let Err(err) = file
+                        .write_all(buffer.as_bytes())
+                        .and_then(|()| file.flush())
                     {
                         tracing::error!(error = %err, "cannot write the audit file");
                     }

@@ -54,7 +54,10 @@ pub async fn load_policy(
 }
 
 /// `lakehouse check`.
-pub async fn run(config_path: &Path, lake_override: Option<&str>) -> Result<CheckReport, Diagnostics> {
+pub async fn run(
+    config_path: &Path,
+    lake_override: Option<&str>,
+) -> Result<CheckReport, Diagnostics> {
     let config = load_config(config_path, lake_override)?;
     let def = CatalogDef::load(&config)?;
     let registry = Registry::open(def, crate::sql::base_state()).await;

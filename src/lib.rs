@@ -13,6 +13,7 @@
 //! - [`sql`]: classify, plan, enforce and execute statements.
 //! - [`check`]: validation shared by `lakehouse check`, startup and reload.
 
+pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod catalog;
@@ -21,7 +22,6 @@ pub mod config;
 pub mod lake;
 pub mod pgtype;
 pub mod policy;
+pub mod server;
 pub mod sql;
 pub mod telemetry;
-pub mod server;
-pub mod app;

@@ -165,7 +165,8 @@ fn run_passwd(args: PasswdArgs) -> ExitCode {
         eprintln!("error: empty password");
         return ExitCode::from(2);
     }
-    let scram = lakehouse::auth::ScramVerifier::generate(&password, lakehouse::auth::DEFAULT_ITERATIONS);
+    let scram =
+        lakehouse::auth::ScramVerifier::generate(&password, lakehouse::auth::DEFAULT_ITERATIONS);
     let hash = lakehouse::auth::hash_password(&password);
     println!("# paste into grants/*.yaml under users:");
     println!("  - name: {}", args.user);

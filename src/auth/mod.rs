@@ -335,7 +335,11 @@ mod tests {
         let without_proof = format!("c={},r={nonce}", B64.encode("n,,"));
         let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
         let signature = hmac(&verifier.stored_key, auth_message.as_bytes());
-        let proof: Vec<u8> = client_key.iter().zip(signature).map(|(a, b)| a ^ b).collect();
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
         format!("{without_proof},p={}", B64.encode(proof))
     }
 
@@ -348,9 +352,12 @@ mod tests {
         for (password, ok) in [("pbi-reader-demo", true), ("wrong", false)] {
             let mut exchange = ScramExchange::new(verifier.clone());
             let bare = "n=*,r=abcdefghijkl";
-            let server_first =
-                String::from_utf8(exchange.client_first(format!("n,,{bare}").as_bytes()).unwrap())
-                    .unwrap();
+            let server_first = String::from_utf8(
+                exchange
+                    .client_first(format!("n,,{bare}").as_bytes())
+                    .unwrap(),
+            )
+            .unwrap();
             let final_message = client_final(password, &server_first, bare);
             let result = exchange.client_final(final_message.as_bytes());
             assert_eq!(result.is_ok(), ok, "{password}");
@@ -368,12 +375,18 @@ mod tests {
         let verifier = ScramVerifier::parse(text).unwrap();
         assert_eq!(verifier.to_string(), text);
         let salt = verifier.salt.clone();
-        assert_eq!(ScramVerifier::from_password("secret", &salt, 4096), verifier);
+        assert_eq!(
+            ScramVerifier::from_password("secret", &salt, 4096),
+            verifier
+        );
         let mut exchange = ScramExchange::new(verifier);
         let bare = "n=*,r=0123456789";
-        let server_first =
-            String::from_utf8(exchange.client_first(format!("n,,{bare}").as_bytes()).unwrap())
-                .unwrap();
+        let server_first = String::from_utf8(
+            exchange
+                .client_first(format!("n,,{bare}").as_bytes())
+                .unwrap(),
+        )
+        .unwrap();
         let final_message = client_final("secret", &server_first, bare);
         assert!(exchange.client_final(final_message.as_bytes()).is_ok());
         assert!(ScramVerifier::parse("md5abc").is_err());
@@ -382,7 +395,11 @@ mod tests {
     #[test]
     fn channel_binding_requests_are_refused() {
         let mut exchange = ScramExchange::new(ScramVerifier::generate("x", 4096));
-        assert!(exchange.client_first(b"p=tls-server-end-point,,n=*,r=abc").is_err());
+        assert!(
+            exchange
+                .client_first(b"p=tls-server-end-point,,n=*,r=abc")
+                .is_err()
+        );
     }
 
     #[test]

@@ -16,7 +16,9 @@ use arc_swap::ArcSwap;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::execution::SessionState;
 use futures::StreamExt;
 use tokio::sync::Mutex;
@@ -525,8 +527,8 @@ async fn open_parquet(def: &TableDef, session: &SessionState) -> Result<ReadyTab
             .runtime_env()
             .register_object_store(url.object_store().as_ref(), store);
     }
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-        .with_file_extension(".parquet");
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let schema = options
         .infer_schema(session, &url)
         .await

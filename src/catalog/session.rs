@@ -62,7 +62,12 @@ impl Pinned {
             TableStatus::Broken(_) => self
                 .policy
                 .policy
-                .table_access(&self.principal, &entry.schema, &entry.name, &["*".to_string()])
+                .table_access(
+                    &self.principal,
+                    &entry.schema,
+                    &entry.name,
+                    &["*".to_string()],
+                )
                 .visible(),
         }
     }
@@ -200,7 +205,13 @@ impl SessionCatalog {
             .read()
             .search_path
             .iter()
-            .map(|s| if s == "$user" { user.clone() } else { s.clone() })
+            .map(|s| {
+                if s == "$user" {
+                    user.clone()
+                } else {
+                    s.clone()
+                }
+            })
             .filter(|s| pinned.schema_visible(s))
             .collect()
     }
@@ -239,12 +250,12 @@ impl SessionCatalog {
                     schema: Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),
                 })))
             }
-            TableStatus::Broken(reason) => Err(DataFusionError::External(Box::new(
-                TableUnavailable {
+            TableStatus::Broken(reason) => {
+                Err(DataFusionError::External(Box::new(TableUnavailable {
                     table: format!("{}.{}", entry.schema, entry.name),
                     reason: reason.clone(),
-                },
-            ))),
+                })))
+            }
         }
     }
 }
@@ -412,7 +423,10 @@ impl SchemaProvider for SearchPathSchema {
         }
         for schema in self.0.effective_search_path() {
             if schema == crate::policy::SYSTEM_SCHEMA {
-                if let Some(table) = system::SystemSchema::sys(self.0.clone()).table(name).await? {
+                if let Some(table) = system::SystemSchema::sys(self.0.clone())
+                    .table(name)
+                    .await?
+                {
                     return Ok(Some(table));
                 }
                 continue;
@@ -483,7 +497,10 @@ impl TableProvider for GovernedTable {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        Ok(vec![TableProviderFilterPushDown::Unsupported; filters.len()])
+        Ok(vec![
+            TableProviderFilterPushDown::Unsupported;
+            filters.len()
+        ])
     }
 
     async fn insert_into(

@@ -258,7 +258,9 @@ impl CatalogDef {
                     Ok(location) => {
                         sources.insert(name.clone(), (location, doc_idx));
                     }
-                    Err(err) => diagnostics.push(doc.error_at(&path.key("location"), err.to_string())),
+                    Err(err) => {
+                        diagnostics.push(doc.error_at(&path.key("location"), err.to_string()))
+                    }
                 }
             }
         }
@@ -286,7 +288,10 @@ impl CatalogDef {
                     ));
                     continue;
                 }
-                if seen_tables.insert((schema.clone(), name.clone()), ()).is_some() {
+                if seen_tables
+                    .insert((schema.clone(), name.clone()), ())
+                    .is_some()
+                {
                     diagnostics.push(doc.error_at(
                         &path.key("name"),
                         format!("table \"{schema}.{name}\" is defined twice"),
@@ -331,7 +336,9 @@ impl CatalogDef {
                 };
                 match source.join(&discover.prefix) {
                     Ok(location) => discoveries.push(DiscoveryDef { schema, location }),
-                    Err(err) => diagnostics.push(doc.error_at(&path.key("prefix"), err.to_string())),
+                    Err(err) => {
+                        diagnostics.push(doc.error_at(&path.key("prefix"), err.to_string()))
+                    }
                 }
             }
         }
@@ -382,7 +389,8 @@ mod tests {
 
     #[test]
     fn unknown_data_source_is_located() {
-        let doc = parse("external_tables:\n  - name: dbo.x\n    data_source: nope\n    location: a/b\n");
+        let doc =
+            parse("external_tables:\n  - name: dbo.x\n    data_source: nope\n    location: a/b\n");
         let err = CatalogDef::from_docs(&config(Path::new("/srv")), &[doc]).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -406,7 +414,11 @@ mod tests {
             "abfss://c@acct.dfs.core.windows.net/root/ev/2019/"
         );
         assert_eq!(
-            def.tables[0].location.options().get("azure_storage_account_key").map(String::as_str),
+            def.tables[0]
+                .location
+                .options()
+                .get("azure_storage_account_key")
+                .map(String::as_str),
             Some("abc")
         );
         assert_eq!(
@@ -417,10 +429,15 @@ mod tests {
 
     #[test]
     fn wrong_database_and_reserved_schema() {
-        let doc = parse("database: other\nexternal_tables:\n  - name: sys.x\n    data_source: lake\n    location: a\n");
+        let doc = parse(
+            "database: other\nexternal_tables:\n  - name: sys.x\n    data_source: lake\n    location: a\n",
+        );
         let err = CatalogDef::from_docs(&config(Path::new("/srv")), &[doc]).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("c.yaml:1:11: unknown database"), "{text}");
-        assert!(text.contains("c.yaml:3:11: schema \"sys\" is reserved"), "{text}");
+        assert!(
+            text.contains("c.yaml:3:11: schema \"sys\" is reserved"),
+            "{text}"
+        );
     }
 }

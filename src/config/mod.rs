@@ -858,7 +858,10 @@ mod tests {
         let text = "server:\n  listen: nowhere\n";
         let doc = Document::<ConfigSpec>::parse(Path::new("l.yaml"), text).unwrap();
         let err = Config::from_spec(&doc, None, Path::new("/x")).unwrap_err();
-        assert!(err.to_string().starts_with("l.yaml:2:11: invalid listen"), "{err}");
+        assert!(
+            err.to_string().starts_with("l.yaml:2:11: invalid listen"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -876,7 +879,9 @@ mod tests {
         let text = "kind: azure_sas\ntoken: '?sv=1&sig=x'\n";
         let cred: CredentialSpec = serde_norway::from_str(text).unwrap();
         assert_eq!(
-            cred.storage_options().get("azure_storage_sas_token").unwrap(),
+            cred.storage_options()
+                .get("azure_storage_sas_token")
+                .unwrap(),
             "sv=1&sig=x"
         );
         assert_eq!(format!("{cred:?}"), "CredentialSpec(azure_sas)");

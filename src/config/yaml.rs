@@ -93,7 +93,11 @@ impl Diagnostics {
 
     /// `Ok(value)` when empty, else `Err(self)`.
     pub fn into_result<T>(self, value: T) -> Result<T, Diagnostics> {
-        if self.is_empty() { Ok(value) } else { Err(self) }
+        if self.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
     }
 
     /// Appends every diagnostic of `other`.
@@ -181,9 +185,13 @@ impl PathIndex {
     pub fn build(text: &str) -> Result<PathIndex, (usize, usize, String)> {
         let mut builder = IndexBuilder::default();
         let mut parser = Parser::new_from_str(text);
-        parser
-            .load(&mut builder, false)
-            .map_err(|err| (err.marker().line(), err.marker().col() + 1, err.info().to_string()))?;
+        parser.load(&mut builder, false).map_err(|err| {
+            (
+                err.marker().line(),
+                err.marker().col() + 1,
+                err.info().to_string(),
+            )
+        })?;
         Ok(PathIndex {
             positions: builder.positions,
         })
@@ -196,9 +204,7 @@ impl PathIndex {
             if let Some(pos) = self.positions.get(&YamlPath(steps.clone())) {
                 return Some(*pos);
             }
-            if steps.pop().is_none() {
-                return None;
-            }
+            steps.pop()?;
         }
     }
 }
@@ -429,11 +435,7 @@ pub fn expand_env(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<
                 Some((name, default)) => (name, Some(default)),
                 None => (reference, None),
             };
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("invalid environment variable name {name:?}"));
             }
             let value = match (lookup(name), default) {

@@ -172,7 +172,10 @@ impl StorageLocation {
     /// An object store rooted at this location's bucket/container (paths are relative to it).
     pub fn object_store(
         &self,
-    ) -> Result<(std::sync::Arc<dyn object_store::ObjectStore>, object_store::path::Path)> {
+    ) -> Result<(
+        std::sync::Arc<dyn object_store::ObjectStore>,
+        object_store::path::Path,
+    )> {
         if self.is_local() {
             let store = object_store::local::LocalFileSystem::new();
             let path = object_store::path::Path::from_url_path(self.url.path())?;

@@ -39,17 +39,15 @@ impl TableHandle {
                 location: location.display(),
             });
         }
-        let table = deltalake::open_table_with_storage_options(
-            location.url().clone(),
-            location.options(),
-        )
-        .await
-        .map_err(|err| match err {
-            deltalake::DeltaTableError::NotATable(_) => Error::NotATable {
-                location: location.display(),
-            },
-            other => Error::Delta(other),
-        })?;
+        let table =
+            deltalake::open_table_with_storage_options(location.url().clone(), location.options())
+                .await
+                .map_err(|err| match err {
+                    deltalake::DeltaTableError::NotATable(_) => Error::NotATable {
+                        location: location.display(),
+                    },
+                    other => Error::Delta(other),
+                })?;
         check_readable(&table, location)?;
         Ok(TableHandle {
             location: location.clone(),
@@ -112,7 +110,12 @@ impl TableHandle {
 
     /// Partition columns of the loaded version.
     pub fn partition_columns(&self) -> Result<Vec<String>> {
-        Ok(self.table.snapshot()?.metadata().partition_columns().to_vec())
+        Ok(self
+            .table
+            .snapshot()?
+            .metadata()
+            .partition_columns()
+            .to_vec())
     }
 
     /// Number of data files in the loaded version.
@@ -166,8 +169,7 @@ fn check_readable(table: &DeltaTable, location: &StorageLocation) -> Result<()> 
                 deltalake::kernel::transaction::TransactionError::UnsupportedTableFeatures(
                     features,
                 ) => {
-                    let mut names: Vec<String> =
-                        features.iter().map(|f| f.to_string()).collect();
+                    let mut names: Vec<String> = features.iter().map(|f| f.to_string()).collect();
                     names.sort();
                     names.join(", ")
                 }

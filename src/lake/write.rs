@@ -45,11 +45,10 @@ pub async fn open_for_write(location: &StorageLocation) -> Result<DeltaTable> {
     if let Some(path) = location.local_path() {
         std::fs::create_dir_all(&path)?;
     }
-    Ok(DeltaTable::try_from_url_with_storage_options(
-        location.url().clone(),
-        location.options(),
+    Ok(
+        DeltaTable::try_from_url_with_storage_options(location.url().clone(), location.options())
+            .await?,
     )
-    .await?)
 }
 
 /// Appends `batches`, creating the table if needed. Returns the new version.
@@ -158,9 +157,9 @@ pub async fn merge(
     })?;
     let insert_columns = columns.clone();
     builder = builder.when_not_matched_insert(|insert| {
-        insert_columns
-            .iter()
-            .fold(insert, |i, c| i.set(c.as_str(), format!("source.{}", quote(c))))
+        insert_columns.iter().fold(insert, |i, c| {
+            i.set(c.as_str(), format!("source.{}", quote(c)))
+        })
     })?;
     if options.delete_missing {
         builder = builder.when_not_matched_by_source_delete(|delete| delete)?;

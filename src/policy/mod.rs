@@ -252,7 +252,8 @@ impl Policy {
                     ));
                     continue;
                 }
-                let grants = compile_objects(doc, &path.key("grant"), &role.grant, &mut diagnostics);
+                let grants =
+                    compile_objects(doc, &path.key("grant"), &role.grant, &mut diagnostics);
                 let denies = compile_objects(doc, &path.key("deny"), &role.deny, &mut diagnostics);
                 policy.roles.insert(
                     key,
@@ -312,7 +313,8 @@ impl Policy {
                         "password_hash must be an argon2id PHC string ($argon2id$...); run `lakehouse passwd`",
                     ));
                 }
-                let grants = compile_objects(doc, &path.key("grant"), &user.grant, &mut diagnostics);
+                let grants =
+                    compile_objects(doc, &path.key("grant"), &user.grant, &mut diagnostics);
                 let denies = compile_objects(doc, &path.key("deny"), &user.deny, &mut diagnostics);
                 for (role_idx, role) in user.roles.iter().enumerate() {
                     if !policy.roles.contains_key(&role.to_lowercase()) {
@@ -344,14 +346,16 @@ impl Policy {
             for (idx, role) in doc.value.roles.iter().enumerate() {
                 for (member_idx, parent) in role.roles.iter().enumerate() {
                     if !policy.roles.contains_key(&parent.to_lowercase()) {
-                        diagnostics.push(doc.error_at(
-                            &YamlPath::root()
-                                .key("roles")
-                                .index(idx)
-                                .key("roles")
-                                .index(member_idx),
-                            format!("unknown role \"{parent}\""),
-                        ));
+                        diagnostics.push(
+                            doc.error_at(
+                                &YamlPath::root()
+                                    .key("roles")
+                                    .index(idx)
+                                    .key("roles")
+                                    .index(member_idx),
+                                format!("unknown role \"{parent}\""),
+                            ),
+                        );
                     }
                 }
             }
@@ -457,10 +461,9 @@ impl Policy {
         for (idx, name) in names.iter().enumerate() {
             let key = name.to_lowercase();
             if !self.roles.contains_key(&key) && !self.users.contains_key(&key) {
-                diagnostics.push(doc.error_at(
-                    &path.index(idx),
-                    format!("unknown user or role \"{name}\""),
-                ));
+                diagnostics.push(
+                    doc.error_at(&path.index(idx), format!("unknown user or role \"{name}\"")),
+                );
             }
             out.push(key);
         }
@@ -517,7 +520,9 @@ impl Policy {
     /// The principal for a user name, ignoring login restrictions (for tests and `check`).
     pub fn principal(&self, name: &str) -> Option<Principal> {
         let key = name.to_lowercase();
-        self.users.get(&key).map(|user| self.principal_of(&key, user))
+        self.users
+            .get(&key)
+            .map(|user| self.principal_of(&key, user))
     }
 
     fn principal_of(&self, key: &str, user: &User) -> Principal {
@@ -652,7 +657,10 @@ impl Policy {
     /// database-wide deny.
     pub fn database_granted(&self, principal: &Principal) -> bool {
         let (grants, denies) = self.objects(principal);
-        !grants.is_empty() && !denies.iter().any(|o| matches!(o.target, ObjectRef::Database))
+        !grants.is_empty()
+            && !denies
+                .iter()
+                .any(|o| matches!(o.target, ObjectRef::Database))
     }
 
     /// Checks that every schema, table and column named by the policy exists in `catalog`.
@@ -804,10 +812,9 @@ fn compile_objects(
                 }
             },
             _ => {
-                diagnostics.push(doc.error_at(
-                    &path,
-                    "name exactly one of `database`, `schema` or `table`",
-                ));
+                diagnostics.push(
+                    doc.error_at(&path, "name exactly one of `database`, `schema` or `table`"),
+                );
                 continue;
             }
         };
@@ -910,7 +917,8 @@ impl PolicyStore {
     /// Publishes a new policy; returns its generation.
     pub fn replace(&self, policy: Policy) -> u64 {
         let generation = self.current.load().generation + 1;
-        self.current.store(std::sync::Arc::new(PolicySnapshot { generation, policy }));
+        self.current
+            .store(std::sync::Arc::new(PolicySnapshot { generation, policy }));
         generation
     }
 }

@@ -144,9 +144,18 @@ users:
     );
     let p = policy(&text).unwrap();
     let now = 1_800_000_000_000_000;
-    assert_eq!(p.check_login("OFF", now, true).unwrap_err(), LoginRefusal::Disabled);
-    assert_eq!(p.check_login("old", now, true).unwrap_err(), LoginRefusal::Expired);
-    assert_eq!(p.check_login("ghost", now, true).unwrap_err(), LoginRefusal::UnknownUser);
+    assert_eq!(
+        p.check_login("OFF", now, true).unwrap_err(),
+        LoginRefusal::Disabled
+    );
+    assert_eq!(
+        p.check_login("old", now, true).unwrap_err(),
+        LoginRefusal::Expired
+    );
+    assert_eq!(
+        p.check_login("ghost", now, true).unwrap_err(),
+        LoginRefusal::UnknownUser
+    );
     assert!(p.check_login("demo", now, true).is_ok());
     assert_eq!(
         p.check_login("demo", now, false).unwrap_err(),
@@ -166,7 +175,9 @@ fn validation_errors_are_located() {
             "grants/g.yaml:4:13: unknown role \"ghost\"",
         ),
         (
-            &format!("users:\n  - name: a\n    scram: \"{SCRAM}\"\n  - name: A\n    scram: \"{SCRAM}\"\n"),
+            &format!(
+                "users:\n  - name: a\n    scram: \"{SCRAM}\"\n  - name: A\n    scram: \"{SCRAM}\"\n"
+            ),
             "grants/g.yaml:4:11: user \"A\" is defined twice",
         ),
         (
@@ -255,7 +266,10 @@ masks:
     let p = policy(text).unwrap();
     let (errors, warnings) = p.validate_objects(&FakeCatalog);
     let errors = errors.to_string();
-    assert!(errors.contains("grants/g.yaml:6:31: unknown column \"nme\""), "{errors}");
+    assert!(
+        errors.contains("grants/g.yaml:6:31: unknown column \"nme\""),
+        "{errors}"
+    );
     assert!(errors.contains("unknown schema \"nope\""), "{errors}");
     assert!(errors.contains("unknown column \"emial\""), "{errors}");
     assert_eq!(warnings.len(), 1, "{warnings:?}");

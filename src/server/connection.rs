@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, BytesMut};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
-use pgwire::messages::data::{DataRow, FieldDescription, NoData, ParameterDescription, RowDescription};
+use pgwire::messages::data::{
+    DataRow, FieldDescription, NoData, ParameterDescription, RowDescription,
+};
 use pgwire::messages::extendedquery::{
     BindComplete, CloseComplete, ParseComplete, PortalSuspended,
 };
@@ -105,7 +107,9 @@ impl Conn {
     async fn next(&mut self) -> Result<Option<PgWireFrontendMessage>, Fatal> {
         loop {
             if self.read.len() >= 5 {
-                let len = u32::from_be_bytes([self.read[1], self.read[2], self.read[3], self.read[4]]) as usize;
+                let len =
+                    u32::from_be_bytes([self.read[1], self.read[2], self.read[3], self.read[4]])
+                        as usize;
                 if len > MAX_MESSAGE {
                     return Err(Fatal::Client(QueryError::new(
                         code::PROTOCOL_VIOLATION,
@@ -147,7 +151,9 @@ impl Conn {
         if let Some(hint) = &err.hint {
             fields.push((b'H', hint.clone()));
         }
-        self.send(PgWireBackendMessage::ErrorResponse(ErrorResponse::new(fields)));
+        self.send(PgWireBackendMessage::ErrorResponse(ErrorResponse::new(
+            fields,
+        )));
     }
 }
 
@@ -165,7 +171,9 @@ enum Startup {
 }
 
 /// Reads one length-prefixed startup-phase packet: (code, body after the code).
-async fn read_startup_packet<S: AsyncRead + Unpin>(stream: &mut S) -> Result<(i32, Vec<u8>), Fatal> {
+async fn read_startup_packet<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> Result<(i32, Vec<u8>), Fatal> {
     let mut len = [0u8; 4];
     match stream.read_exact(&mut len).await {
         Ok(_) => {}
@@ -211,7 +219,11 @@ fn parse_parameters(body: &[u8]) -> Result<BTreeMap<String, String>, Fatal> {
 
 /// Negotiates TLS and reads the startup message (or a CancelRequest).
 async fn negotiate(server: &Server, mut socket: TcpStream) -> Result<Startup, Fatal> {
-    let tls = server.settings.tls.as_ref().filter(|_| server.settings.tls_mode != TlsMode::Disable);
+    let tls = server
+        .settings
+        .tls
+        .as_ref()
+        .filter(|_| server.settings.tls_mode != TlsMode::Disable);
     // PostgreSQL 17's direct TLS: a TLS ClientHello instead of SSLRequest.
     let mut first = [0u8; 1];
     if socket.peek(&mut first).await? == 1 && first[0] == 0x16 {
@@ -278,15 +290,24 @@ async fn startup_or_cancel(
     }
     let parameters = parse_parameters(body)?;
     // We speak 3.0. A newer minor version, or `_pq_.` options, get NegotiateProtocolVersion.
-    let unsupported: Vec<String> = parameters.keys().filter(|k| k.starts_with("_pq_.")).cloned().collect();
+    let unsupported: Vec<String> = parameters
+        .keys()
+        .filter(|k| k.starts_with("_pq_."))
+        .cloned()
+        .collect();
     if minor > 0 || !unsupported.is_empty() {
         let mut buffer = BytesMut::new();
-        let message = PgWireBackendMessage::NegotiateProtocolVersion(NegotiateProtocolVersion::new(0, unsupported));
+        let message = PgWireBackendMessage::NegotiateProtocolVersion(
+            NegotiateProtocolVersion::new(0, unsupported),
+        );
         if message.encode(&mut buffer).is_ok() {
             stream.write_all(&buffer).await?;
         }
     }
-    let parameters = parameters.into_iter().filter(|(k, _)| !k.starts_with("_pq_.")).collect();
+    let parameters = parameters
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("_pq_."))
+        .collect();
     Ok(Startup::Session {
         stream,
         parameters,
@@ -295,7 +316,12 @@ async fn startup_or_cancel(
 }
 
 /// Serves one connection within the connection limit.
-pub(super) async fn serve(server: Arc<Server>, socket: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
+pub(super) async fn serve(
+    server: Arc<Server>,
+    socket: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
     let timeout = server.settings.authentication_timeout;
     let startup = match tokio::time::timeout(timeout, negotiate(&server, socket)).await {
         Ok(Ok(startup)) => startup,
@@ -317,7 +343,8 @@ pub(super) async fn serve(server: Arc<Server>, socket: TcpStream, peer: SocketAd
         } => (stream, parameters, tls),
     };
     let mut conn = Conn::new(stream);
-    let login = tokio::time::timeout(timeout, login(&server, &mut conn, &parameters, tls, peer)).await;
+    let login =
+        tokio::time::timeout(timeout, login(&server, &mut conn, &parameters, tls, peer)).await;
     let session = match login {
         Ok(Ok(session)) => session,
         Ok(Err(Fatal::Client(err))) => {
@@ -327,7 +354,9 @@ pub(super) async fn serve(server: Arc<Server>, socket: TcpStream, peer: SocketAd
         }
         Ok(Err(_)) => return,
         Err(_) => {
-            conn.error(&QueryError::new(code::INVALID_AUTHORIZATION, "authentication timed out").fatal());
+            conn.error(
+                &QueryError::new(code::INVALID_AUTHORIZATION, "authentication timed out").fatal(),
+            );
             let _ = conn.flush().await;
             return;
         }
@@ -355,7 +384,13 @@ pub(super) async fn refuse(server: Arc<Server>, socket: TcpStream, peer: SocketA
         Ok(Ok(Startup::Session { stream, .. })) => {
             let mut conn = Conn::new(stream);
             tracing::warn!(%peer, "connection refused: max_connections reached");
-            conn.error(&QueryError::new(code::TOO_MANY_CONNECTIONS, "sorry, too many clients already").fatal());
+            conn.error(
+                &QueryError::new(
+                    code::TOO_MANY_CONNECTIONS,
+                    "sorry, too many clients already",
+                )
+                .fatal(),
+            );
             let _ = conn.flush().await;
         }
         _ => {}
@@ -378,13 +413,20 @@ async fn login(
 ) -> Result<LiveSession, Fatal> {
     if server.settings.tls_mode == TlsMode::Require && !tls {
         return Err(Fatal::Client(
-            QueryError::new(code::INVALID_AUTHORIZATION, "this server requires TLS (use sslmode=require)")
-                .fatal(),
+            QueryError::new(
+                code::INVALID_AUTHORIZATION,
+                "this server requires TLS (use sslmode=require)",
+            )
+            .fatal(),
         ));
     }
     let Some(user) = parameters.get("user").filter(|u| !u.is_empty()) else {
         return Err(Fatal::Client(
-            QueryError::new(code::INVALID_AUTHORIZATION, "no PostgreSQL user name specified in startup packet").fatal(),
+            QueryError::new(
+                code::INVALID_AUTHORIZATION,
+                "no PostgreSQL user name specified in startup packet",
+            )
+            .fatal(),
         ));
     };
     let failed = || {
@@ -413,7 +455,9 @@ async fn login(
                 .fatal(),
             ));
         }
-        conn.send(PgWireBackendMessage::Authentication(Authentication::CleartextPassword));
+        conn.send(PgWireBackendMessage::Authentication(
+            Authentication::CleartextPassword,
+        ));
         conn.flush().await?;
         let password = match conn.next().await? {
             Some(PgWireFrontendMessage::PasswordMessageFamily(p)) => {
@@ -421,7 +465,10 @@ async fn login(
             }
             _ => return Err(Fatal::Closed),
         };
-        let hash = known.as_ref().and_then(|u| u.password_hash.clone()).unwrap_or_default();
+        let hash = known
+            .as_ref()
+            .and_then(|u| u.password_hash.clone())
+            .unwrap_or_default();
         tokio::task::spawn_blocking(move || crate::auth::verify_password(&password, &hash))
             .await
             .unwrap_or(false)
@@ -434,7 +481,9 @@ async fn login(
         scram(conn, verifier, &failed).await?
     };
     let now = chrono::Utc::now().timestamp_micros();
-    let login = policy.policy.check_login(user, now, server.settings.loopback_only);
+    let login = policy
+        .policy
+        .check_login(user, now, server.settings.loopback_only);
     if !authenticated || known.is_none() {
         tracing::info!(%peer, user = %user, "authentication failed");
         return Err(failed());
@@ -449,12 +498,21 @@ async fn login(
         }
         return Err(failed());
     }
-    let database = parameters.get("database").cloned().unwrap_or_else(|| user.clone());
+    let database = parameters
+        .get("database")
+        .cloned()
+        .unwrap_or_else(|| user.clone());
     if !database.eq_ignore_ascii_case(crate::config::DATABASE_NAME) {
         return Err(Fatal::Client(
-            QueryError::new(code::INVALID_CATALOG_NAME, format!("database \"{database}\" does not exist"))
-                .with_hint(format!("this server serves \"{}\"", crate::config::DATABASE_NAME))
-                .fatal(),
+            QueryError::new(
+                code::INVALID_CATALOG_NAME,
+                format!("database \"{database}\" does not exist"),
+            )
+            .with_hint(format!(
+                "this server serves \"{}\"",
+                crate::config::DATABASE_NAME
+            ))
+            .fatal(),
         ));
     }
     let (pid, cancel) = server.cancels.register();
@@ -476,7 +534,9 @@ async fn login(
     }
     conn.send(PgWireBackendMessage::Authentication(Authentication::Ok));
     for (name, value) in query.settings().reported() {
-        conn.send(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name, value)));
+        conn.send(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+            name, value,
+        )));
     }
     conn.send(PgWireBackendMessage::BackendKeyData(BackendKeyData::new(
         pid,
@@ -493,10 +553,14 @@ fn server_secret() -> [u8; 32] {
     *SECRET.get_or_init(crate::auth::random_secret)
 }
 
-async fn scram(conn: &mut Conn, verifier: ScramVerifier, failed: &(dyn Fn() -> Fatal + Sync)) -> Result<bool, Fatal> {
-    conn.send(PgWireBackendMessage::Authentication(Authentication::SASL(vec![
-        "SCRAM-SHA-256".to_string(),
-    ])));
+async fn scram(
+    conn: &mut Conn,
+    verifier: ScramVerifier,
+    failed: &(dyn Fn() -> Fatal + Sync),
+) -> Result<bool, Fatal> {
+    conn.send(PgWireBackendMessage::Authentication(Authentication::SASL(
+        vec!["SCRAM-SHA-256".to_string()],
+    )));
     conn.flush().await?;
     let initial = match conn.next().await? {
         Some(PgWireFrontendMessage::PasswordMessageFamily(p)) => {
@@ -506,22 +570,32 @@ async fn scram(conn: &mut Conn, verifier: ScramVerifier, failed: &(dyn Fn() -> F
     };
     if initial.auth_method != "SCRAM-SHA-256" {
         return Err(Fatal::Client(
-            QueryError::new(code::INVALID_AUTHORIZATION, "only SCRAM-SHA-256 is supported").fatal(),
+            QueryError::new(
+                code::INVALID_AUTHORIZATION,
+                "only SCRAM-SHA-256 is supported",
+            )
+            .fatal(),
         ));
     }
     let mut exchange = ScramExchange::new(verifier);
     let server_first = exchange
         .client_first(initial.data.as_deref().unwrap_or_default())
         .map_err(|_| failed())?;
-    conn.send(PgWireBackendMessage::Authentication(Authentication::SASLContinue(server_first.into())));
+    conn.send(PgWireBackendMessage::Authentication(
+        Authentication::SASLContinue(server_first.into()),
+    ));
     conn.flush().await?;
     let response = match conn.next().await? {
-        Some(PgWireFrontendMessage::PasswordMessageFamily(p)) => p.into_sasl_response().map_err(|_| failed())?,
+        Some(PgWireFrontendMessage::PasswordMessageFamily(p)) => {
+            p.into_sasl_response().map_err(|_| failed())?
+        }
         _ => return Err(Fatal::Closed),
     };
     match exchange.client_final(&response.data) {
         Ok(server_final) => {
-            conn.send(PgWireBackendMessage::Authentication(Authentication::SASLFinal(server_final.into())));
+            conn.send(PgWireBackendMessage::Authentication(
+                Authentication::SASLFinal(server_final.into()),
+            ));
             Ok(true)
         }
         Err(_) => Ok(false),
@@ -632,12 +706,17 @@ async fn session_loop(
             }
             PgWireFrontendMessage::PasswordMessageFamily(_) => {
                 return Err(Fatal::Client(
-                    QueryError::new(code::PROTOCOL_VIOLATION, "unexpected password message").fatal(),
+                    QueryError::new(code::PROTOCOL_VIOLATION, "unexpected password message")
+                        .fatal(),
                 ));
             }
             _ => {
                 return Err(Fatal::Client(
-                    QueryError::new(code::PROTOCOL_VIOLATION, "unexpected message (COPY is not supported)").fatal(),
+                    QueryError::new(
+                        code::PROTOCOL_VIOLATION,
+                        "unexpected message (COPY is not supported)",
+                    )
+                    .fatal(),
                 ));
             }
         }
@@ -652,7 +731,12 @@ fn finish_abandoned(live: &LiveSession, portal: Portal) {
 
 /// The simple query protocol: every statement of the string in order, text results; the first
 /// error stops the rest.
-async fn simple_query(server: &Server, conn: &mut Conn, live: &mut LiveSession, sql: &str) -> Result<(), Fatal> {
+async fn simple_query(
+    server: &Server,
+    conn: &mut Conn,
+    live: &mut LiveSession,
+    sql: &str,
+) -> Result<(), Fatal> {
     let statements = match live.query.parse(sql) {
         Ok(s) => s,
         Err(err) => {
@@ -663,12 +747,18 @@ async fn simple_query(server: &Server, conn: &mut Conn, live: &mut LiveSession, 
         }
     };
     if statements.is_empty() {
-        conn.send(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()));
+        conn.send(PgWireBackendMessage::EmptyQueryResponse(
+            EmptyQueryResponse::new(),
+        ));
         return Ok(());
     }
     let single = statements.len() == 1;
     for statement in statements {
-        let text = if single { sql.to_string() } else { statement.to_string() };
+        let text = if single {
+            sql.to_string()
+        } else {
+            statement.to_string()
+        };
         let result = async {
             let mut prepared = live.query.prepare(&text, statement, &[]).await?;
             let outcome = run(server, live, &mut prepared, Vec::new()).await?;
@@ -678,7 +768,13 @@ async fn simple_query(server: &Server, conn: &mut Conn, live: &mut LiveSession, 
         let (prepared, outcome) = match result {
             Ok(ok) => ok,
             Err(err) => {
-                if matches!(err.code, code::READ_ONLY_SQL_TRANSACTION | code::SYNTAX_ERROR | code::FEATURE_NOT_SUPPORTED | code::INSUFFICIENT_PRIVILEGE) {
+                if matches!(
+                    err.code,
+                    code::READ_ONLY_SQL_TRANSACTION
+                        | code::SYNTAX_ERROR
+                        | code::FEATURE_NOT_SUPPORTED
+                        | code::INSUFFICIENT_PRIVILEGE
+                ) {
                     live.query.record_refused(&text, &err);
                 }
                 if err.fatal {
@@ -703,8 +799,17 @@ async fn simple_query(server: &Server, conn: &mut Conn, live: &mut LiveSession, 
 }
 
 /// Executes with the session's statement timeout and the connection's cancel handle.
-async fn run(_server: &Server, live: &mut LiveSession, prepared: &mut Prepared, params: Vec<ScalarValue>) -> Result<Outcome, QueryError> {
-    let deadline = live.query.settings().statement_timeout().map(|t| Instant::now() + t);
+async fn run(
+    _server: &Server,
+    live: &mut LiveSession,
+    prepared: &mut Prepared,
+    params: Vec<ScalarValue>,
+) -> Result<Outcome, QueryError> {
+    let deadline = live
+        .query
+        .settings()
+        .statement_timeout()
+        .map(|t| Instant::now() + t);
     let cancel_seen = live.cancel.requests.load(Ordering::SeqCst);
     let cancel = live.cancel.clone();
     let execute = live.query.execute(prepared, params);
@@ -746,16 +851,28 @@ async fn send_outcome(
     max_rows: usize,
 ) -> Result<Sent, Fatal> {
     match outcome {
-        Outcome::Command { tag, changed, ticket } => {
+        Outcome::Command {
+            tag,
+            changed,
+            ticket,
+        } => {
             for (name, value) in changed {
-                conn.send(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name, value)));
+                conn.send(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                    name, value,
+                )));
             }
             conn.send(complete(&tag));
             live.query.record(ticket, 0, Ok(()));
             Ok(Sent::Done)
         }
-        Outcome::Values { fields, rows, tag, ticket } => {
-            let encoder = RowEncoder::new(fields.iter().map(|f| f.pg_type).collect(), formats.to_vec());
+        Outcome::Values {
+            fields,
+            rows,
+            tag,
+            ticket,
+        } => {
+            let encoder =
+                RowEncoder::new(fields.iter().map(|f| f.pg_type).collect(), formats.to_vec());
             let n_rows = rows.len() as u64;
             for row in rows {
                 let mut data = BytesMut::new();
@@ -768,17 +885,28 @@ async fn send_outcome(
                         }
                     }
                 }
-                conn.send(PgWireBackendMessage::DataRow(DataRow::new(data, row.len() as i16)));
+                conn.send(PgWireBackendMessage::DataRow(DataRow::new(
+                    data,
+                    row.len() as i16,
+                )));
             }
             let _ = encoder;
             conn.send(complete(&tag));
             live.query.record(ticket, n_rows, Ok(()));
             Ok(Sent::Done)
         }
-        Outcome::Rows { stream, fields, tag, ticket } => {
+        Outcome::Rows {
+            stream,
+            fields,
+            tag,
+            ticket,
+        } => {
             let rows = Box::new(RunningRows {
                 stream,
-                encoder: RowEncoder::new(fields.iter().map(|f| f.pg_type).collect(), formats.to_vec()),
+                encoder: RowEncoder::new(
+                    fields.iter().map(|f| f.pg_type).collect(),
+                    formats.to_vec(),
+                ),
                 pending: None,
                 n_rows: 0,
                 tag,
@@ -797,7 +925,11 @@ async fn stream_rows(
     mut rows: Box<RunningRows>,
     max_rows: usize,
 ) -> Result<Sent, Fatal> {
-    let deadline = live.query.settings().statement_timeout().map(|t| Instant::now() + t);
+    let deadline = live
+        .query
+        .settings()
+        .statement_timeout()
+        .map(|t| Instant::now() + t);
     let cancel_seen = live.cancel.requests.load(Ordering::SeqCst);
     let mut sent_now = 0usize;
     loop {
@@ -846,7 +978,11 @@ async fn stream_rows(
             }
         };
         let available = batch.num_rows() - offset;
-        let take = if max_rows > 0 { available.min(max_rows - sent_now) } else { available };
+        let take = if max_rows > 0 {
+            available.min(max_rows - sent_now)
+        } else {
+            available
+        };
         let slice = batch.slice(offset, take);
         if let Err(message) = rows.encoder.encode(&slice, &mut conn.write) {
             let err = QueryError::internal(0, &message);
@@ -947,12 +1083,16 @@ async fn extended(
         PgWireFrontendMessage::Bind(bind) => {
             let statement_name = bind.statement_name.clone().unwrap_or_default();
             let portal_name = bind.portal_name.clone().unwrap_or_default();
-            let prepared = state.statements.get(&statement_name).cloned().ok_or_else(|| {
-                client_error(QueryError::new(
-                    code::INVALID_SQL_STATEMENT_NAME,
-                    format!("prepared statement \"{statement_name}\" does not exist"),
-                ))
-            })?;
+            let prepared = state
+                .statements
+                .get(&statement_name)
+                .cloned()
+                .ok_or_else(|| {
+                    client_error(QueryError::new(
+                        code::INVALID_SQL_STATEMENT_NAME,
+                        format!("prepared statement \"{statement_name}\" does not exist"),
+                    ))
+                })?;
             if !portal_name.is_empty() && state.portals.contains_key(&portal_name) {
                 return Err(client_error(QueryError::new(
                     code::DUPLICATE_CURSOR,
@@ -983,8 +1123,12 @@ async fn extended(
             let mut params = Vec::with_capacity(n_params);
             for (idx, value) in bind.parameters.iter().enumerate() {
                 params.push(
-                    super::params::decode(value.as_ref(), prepared.param_types[idx], param_formats[idx])
-                        .map_err(client_error)?,
+                    super::params::decode(
+                        value.as_ref(),
+                        prepared.param_types[idx],
+                        param_formats[idx],
+                    )
+                    .map_err(client_error)?,
                 );
             }
             let n_fields = prepared.fields.as_ref().map(|f| f.len()).unwrap_or(0);
@@ -1013,9 +1157,9 @@ async fn extended(
                         format!("prepared statement \"{name}\" does not exist"),
                     ))
                 })?;
-                conn.send(PgWireBackendMessage::ParameterDescription(ParameterDescription::new(
-                    prepared.param_types.clone(),
-                )));
+                conn.send(PgWireBackendMessage::ParameterDescription(
+                    ParameterDescription::new(prepared.param_types.clone()),
+                ));
                 match &prepared.fields {
                     Some(fields) => {
                         let formats = vec![Format::Text; fields.len()];
@@ -1079,11 +1223,15 @@ async fn execute_portal(
         PortalState::Rows(rows) => stream_rows(server, conn, live, rows, max_rows).await?,
         PortalState::NotStarted => {
             if QuerySession::is_empty(&portal.prepared) {
-                conn.send(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()));
+                conn.send(PgWireBackendMessage::EmptyQueryResponse(
+                    EmptyQueryResponse::new(),
+                ));
                 return Ok(());
             }
             let params = std::mem::take(&mut portal.params);
-            let outcome = run(server, live, &mut portal.prepared, params).await.map_err(client_error)?;
+            let outcome = run(server, live, &mut portal.prepared, params)
+                .await
+                .map_err(client_error)?;
             send_outcome(server, conn, live, outcome, &portal.formats, max_rows).await?
         }
     };

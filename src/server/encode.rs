@@ -13,7 +13,7 @@ use bytes::{BufMut, BytesMut};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Date32Array, Date64Array, Decimal128Array,
     Float16Array, Float32Array, Float64Array, Int8Array, Int16Array, Int32Array, Int64Array,
-    IntervalMonthDayNanoArray, IntervalDayTimeArray, IntervalYearMonthArray,
+    IntervalDayTimeArray, IntervalMonthDayNanoArray, IntervalYearMonthArray,
     Time32MillisecondArray, Time32SecondArray, Time64MicrosecondArray, Time64NanosecondArray,
     TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray,
     TimestampSecondArray, UInt8Array, UInt16Array, UInt32Array, UInt64Array,
@@ -138,10 +138,23 @@ fn normalize(array: ArrayRef) -> Result<ArrayRef, String> {
     }
 }
 
-fn write_text(array: &dyn Array, row: usize, pg_type: &PgType, out: &mut String) -> Result<(), String> {
+fn write_text(
+    array: &dyn Array,
+    row: usize,
+    pg_type: &PgType,
+    out: &mut String,
+) -> Result<(), String> {
     macro_rules! prim {
         ($t:ty) => {{
-            let _ = write!(out, "{}", array.as_any().downcast_ref::<$t>().map(|a| a.value(row)).unwrap_or_default());
+            let _ = write!(
+                out,
+                "{}",
+                array
+                    .as_any()
+                    .downcast_ref::<$t>()
+                    .map(|a| a.value(row))
+                    .unwrap_or_default()
+            );
         }};
     }
     match array.data_type() {
@@ -158,19 +171,35 @@ fn write_text(array: &dyn Array, row: usize, pg_type: &PgType, out: &mut String)
         DataType::UInt32 => prim!(UInt32Array),
         DataType::UInt64 => prim!(UInt64Array),
         DataType::Float16 => {
-            let v = array.as_any().downcast_ref::<Float16Array>().map(|a| a.value(row).to_f32()).unwrap_or_default();
+            let v = array
+                .as_any()
+                .downcast_ref::<Float16Array>()
+                .map(|a| a.value(row).to_f32())
+                .unwrap_or_default();
             float_text(f64::from(v), 6, out);
         }
         DataType::Float32 => {
-            let v = array.as_any().downcast_ref::<Float32Array>().map(|a| a.value(row)).unwrap_or_default();
+            let v = array
+                .as_any()
+                .downcast_ref::<Float32Array>()
+                .map(|a| a.value(row))
+                .unwrap_or_default();
             float32_text(v, out);
         }
         DataType::Float64 => {
-            let v = array.as_any().downcast_ref::<Float64Array>().map(|a| a.value(row)).unwrap_or_default();
+            let v = array
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .map(|a| a.value(row))
+                .unwrap_or_default();
             float_text(v, 15, out);
         }
         DataType::Decimal128(_, scale) => {
-            let v = array.as_any().downcast_ref::<Decimal128Array>().map(|a| a.value(row)).unwrap_or_default();
+            let v = array
+                .as_any()
+                .downcast_ref::<Decimal128Array>()
+                .map(|a| a.value(row))
+                .unwrap_or_default();
             decimal_text(v, *scale, out);
         }
         DataType::Decimal256(_, scale) => {
@@ -180,17 +209,24 @@ fn write_text(array: &dyn Array, row: usize, pg_type: &PgType, out: &mut String)
             decimal_string_text(&digits, *scale, out);
         }
         DataType::Decimal32(_, scale) => {
-            let v = array.as_primitive::<datafusion::arrow::datatypes::Decimal32Type>().value(row);
+            let v = array
+                .as_primitive::<datafusion::arrow::datatypes::Decimal32Type>()
+                .value(row);
             decimal_text(i128::from(v), *scale, out);
         }
         DataType::Decimal64(_, scale) => {
-            let v = array.as_primitive::<datafusion::arrow::datatypes::Decimal64Type>().value(row);
+            let v = array
+                .as_primitive::<datafusion::arrow::datatypes::Decimal64Type>()
+                .value(row);
             decimal_text(i128::from(v), *scale, out);
         }
         DataType::Utf8 => out.push_str(array.as_string::<i32>().value(row)),
         DataType::LargeUtf8 => out.push_str(array.as_string::<i64>().value(row)),
         DataType::Utf8View => out.push_str(array.as_string_view().value(row)),
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => {
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::FixedSizeBinary(_) => {
             let bytes = binary_value(array, row);
             out.push_str("\\x");
             for b in bytes {
@@ -198,11 +234,19 @@ fn write_text(array: &dyn Array, row: usize, pg_type: &PgType, out: &mut String)
             }
         }
         DataType::Date32 => {
-            let days = array.as_any().downcast_ref::<Date32Array>().map(|a| a.value(row)).unwrap_or_default();
+            let days = array
+                .as_any()
+                .downcast_ref::<Date32Array>()
+                .map(|a| a.value(row))
+                .unwrap_or_default();
             date_text(days, out);
         }
         DataType::Date64 => {
-            let ms = array.as_any().downcast_ref::<Date64Array>().map(|a| a.value(row)).unwrap_or_default();
+            let ms = array
+                .as_any()
+                .downcast_ref::<Date64Array>()
+                .map(|a| a.value(row))
+                .unwrap_or_default();
             date_text(ms.div_euclid(86_400_000) as i32, out);
         }
         DataType::Timestamp(unit, tz) => {
@@ -271,7 +315,9 @@ fn array_text(values: &dyn Array, pg_type: &PgType, out: &mut String) -> Result<
         write_text(values, idx, &element, &mut item)?;
         let needs_quotes = item.is_empty()
             || item.eq_ignore_ascii_case("null")
-            || item.chars().any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_whitespace());
+            || item
+                .chars()
+                .any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_whitespace());
         if needs_quotes {
             out.push('"');
             for c in item.chars() {
@@ -291,7 +337,8 @@ fn array_text(values: &dyn Array, pg_type: &PgType, out: &mut String) -> Result<
 
 /// Nested values (structs, maps, nested lists) as JSON text.
 fn json_text(array: &dyn Array, row: usize, out: &mut String) -> Result<(), String> {
-    let value = datafusion::common::ScalarValue::try_from_array(array, row).map_err(|e| e.to_string())?;
+    let value =
+        datafusion::common::ScalarValue::try_from_array(array, row).map_err(|e| e.to_string())?;
     let json = scalar_json(&value);
     out.push_str(&json.to_string());
     Ok(())
@@ -313,8 +360,12 @@ fn scalar_json(value: &datafusion::common::ScalarValue) -> serde_json::Value {
         S::UInt16(Some(v)) => J::from(*v),
         S::UInt32(Some(v)) => J::from(*v),
         S::UInt64(Some(v)) => J::from(*v),
-        S::Float32(Some(v)) => serde_json::Number::from_f64(f64::from(*v)).map(J::Number).unwrap_or(J::Null),
-        S::Float64(Some(v)) => serde_json::Number::from_f64(*v).map(J::Number).unwrap_or(J::Null),
+        S::Float32(Some(v)) => serde_json::Number::from_f64(f64::from(*v))
+            .map(J::Number)
+            .unwrap_or(J::Null),
+        S::Float64(Some(v)) => serde_json::Number::from_f64(*v)
+            .map(J::Number)
+            .unwrap_or(J::Null),
         S::Utf8(Some(s)) | S::LargeUtf8(Some(s)) | S::Utf8View(Some(s)) => J::String(s.clone()),
         S::Struct(array) => {
             let mut map = serde_json::Map::new();
@@ -333,7 +384,14 @@ fn scalar_json(value: &datafusion::common::ScalarValue) -> serde_json::Value {
             let mut text = String::new();
             match other.to_array() {
                 Ok(array) => {
-                    if write_text(array.as_ref(), 0, &pgtype::pg_type_of(array.data_type()), &mut text).is_ok() {
+                    if write_text(
+                        array.as_ref(),
+                        0,
+                        &pgtype::pg_type_of(array.data_type()),
+                        &mut text,
+                    )
+                    .is_ok()
+                    {
                         J::String(text)
                     } else {
                         J::String(other.to_string())
@@ -471,7 +529,13 @@ fn date_text(days: i32, out: &mut String) {
             use chrono::Datelike;
             let year = date.year();
             if year <= 0 {
-                let _ = write!(out, "{:04}-{:02}-{:02} BC", 1 - year, date.month(), date.day());
+                let _ = write!(
+                    out,
+                    "{:04}-{:02}-{:02} BC",
+                    1 - year,
+                    date.month(),
+                    date.day()
+                );
             } else {
                 let _ = write!(out, "{:04}-{:02}-{:02}", year, date.month(), date.day());
             }
@@ -483,10 +547,18 @@ fn date_text(days: i32, out: &mut String) {
 fn timestamp_micros(array: &dyn Array, row: usize, unit: TimeUnit) -> i64 {
     let any = array.as_any();
     match unit {
-        TimeUnit::Second => any.downcast_ref::<TimestampSecondArray>().map(|a| a.value(row).saturating_mul(1_000_000)),
-        TimeUnit::Millisecond => any.downcast_ref::<TimestampMillisecondArray>().map(|a| a.value(row).saturating_mul(1000)),
-        TimeUnit::Microsecond => any.downcast_ref::<TimestampMicrosecondArray>().map(|a| a.value(row)),
-        TimeUnit::Nanosecond => any.downcast_ref::<TimestampNanosecondArray>().map(|a| a.value(row).div_euclid(1000)),
+        TimeUnit::Second => any
+            .downcast_ref::<TimestampSecondArray>()
+            .map(|a| a.value(row).saturating_mul(1_000_000)),
+        TimeUnit::Millisecond => any
+            .downcast_ref::<TimestampMillisecondArray>()
+            .map(|a| a.value(row).saturating_mul(1000)),
+        TimeUnit::Microsecond => any
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .map(|a| a.value(row)),
+        TimeUnit::Nanosecond => any
+            .downcast_ref::<TimestampNanosecondArray>()
+            .map(|a| a.value(row).div_euclid(1000)),
     }
     .unwrap_or_default()
 }
@@ -499,9 +571,27 @@ fn timestamp_text(micros: i64, out: &mut String) {
             use chrono::{Datelike, Timelike};
             let year = t.year();
             if year <= 0 {
-                let _ = write!(out, "{:04}-{:02}-{:02} {:02}:{:02}:{:02}", 1 - year, t.month(), t.day(), t.hour(), t.minute(), t.second());
+                let _ = write!(
+                    out,
+                    "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                    1 - year,
+                    t.month(),
+                    t.day(),
+                    t.hour(),
+                    t.minute(),
+                    t.second()
+                );
             } else {
-                let _ = write!(out, "{:04}-{:02}-{:02} {:02}:{:02}:{:02}", year, t.month(), t.day(), t.hour(), t.minute(), t.second());
+                let _ = write!(
+                    out,
+                    "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                    year,
+                    t.month(),
+                    t.day(),
+                    t.hour(),
+                    t.minute(),
+                    t.second()
+                );
             }
             fraction(frac, out);
             if year <= 0 {
@@ -540,7 +630,13 @@ fn time_micros(array: &dyn Array, row: usize) -> i64 {
 
 fn time_text(micros: i64, out: &mut String) {
     let secs = micros.div_euclid(1_000_000);
-    let _ = write!(out, "{:02}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60);
+    let _ = write!(
+        out,
+        "{:02}:{:02}:{:02}",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    );
     fraction(micros.rem_euclid(1_000_000), out);
 }
 
@@ -567,10 +663,27 @@ fn interval_parts(array: &dyn Array, row: usize) -> (i32, i32, i64) {
             .unwrap_or_default(),
         DataType::Duration(unit) => {
             let v = match unit {
-                TimeUnit::Second => array.as_primitive::<datafusion::arrow::datatypes::DurationSecondType>().value(row) * 1_000_000,
-                TimeUnit::Millisecond => array.as_primitive::<datafusion::arrow::datatypes::DurationMillisecondType>().value(row) * 1000,
-                TimeUnit::Microsecond => array.as_primitive::<datafusion::arrow::datatypes::DurationMicrosecondType>().value(row),
-                TimeUnit::Nanosecond => array.as_primitive::<datafusion::arrow::datatypes::DurationNanosecondType>().value(row) / 1000,
+                TimeUnit::Second => {
+                    array
+                        .as_primitive::<datafusion::arrow::datatypes::DurationSecondType>()
+                        .value(row)
+                        * 1_000_000
+                }
+                TimeUnit::Millisecond => {
+                    array
+                        .as_primitive::<datafusion::arrow::datatypes::DurationMillisecondType>()
+                        .value(row)
+                        * 1000
+                }
+                TimeUnit::Microsecond => array
+                    .as_primitive::<datafusion::arrow::datatypes::DurationMicrosecondType>()
+                    .value(row),
+                TimeUnit::Nanosecond => {
+                    array
+                        .as_primitive::<datafusion::arrow::datatypes::DurationNanosecondType>()
+                        .value(row)
+                        / 1000
+                }
             };
             (0, 0, v)
         }
@@ -584,13 +697,21 @@ fn interval_text(months: i32, days: i32, micros: i64, out: &mut String) {
     let years = months / 12;
     let mons = months % 12;
     let plural = |n: i64, unit: &str| -> String {
-        if n == 1 || n == -1 { format!("{n} {unit}") } else { format!("{n} {unit}s") }
+        if n == 1 || n == -1 {
+            format!("{n} {unit}")
+        } else {
+            format!("{n} {unit}s")
+        }
     };
     if years != 0 {
         parts.push(plural(i64::from(years), "year"));
     }
     if mons != 0 {
-        parts.push(if mons.abs() == 1 { format!("{mons} mon") } else { format!("{mons} mons") });
+        parts.push(if mons.abs() == 1 {
+            format!("{mons} mon")
+        } else {
+            format!("{mons} mons")
+        });
     }
     if days != 0 {
         parts.push(plural(i64::from(days), "day"));
@@ -612,19 +733,49 @@ fn interval_text(months: i32, days: i32, micros: i64, out: &mut String) {
     out.push_str(&parts.join(" "));
 }
 
-fn write_binary(array: &dyn Array, row: usize, pg_type: &PgType, out: &mut BytesMut) -> Result<(), String> {
+fn write_binary(
+    array: &dyn Array,
+    row: usize,
+    pg_type: &PgType,
+    out: &mut BytesMut,
+) -> Result<(), String> {
     let any = array.as_any();
     match array.data_type() {
         DataType::Boolean => out.put_u8(u8::from(
-            any.downcast_ref::<BooleanArray>().map(|a| a.value(row)).unwrap_or_default(),
+            any.downcast_ref::<BooleanArray>()
+                .map(|a| a.value(row))
+                .unwrap_or_default(),
         )),
-        DataType::Int8 => out.put_i16(i16::from(any.downcast_ref::<Int8Array>().map(|a| a.value(row)).unwrap_or_default())),
-        DataType::UInt8 => out.put_i16(i16::from(any.downcast_ref::<UInt8Array>().map(|a| a.value(row)).unwrap_or_default())),
-        DataType::Int16 => out.put_i16(any.downcast_ref::<Int16Array>().map(|a| a.value(row)).unwrap_or_default()),
-        DataType::UInt16 => out.put_i32(i32::from(any.downcast_ref::<UInt16Array>().map(|a| a.value(row)).unwrap_or_default())),
-        DataType::Int32 => out.put_i32(any.downcast_ref::<Int32Array>().map(|a| a.value(row)).unwrap_or_default()),
+        DataType::Int8 => out.put_i16(i16::from(
+            any.downcast_ref::<Int8Array>()
+                .map(|a| a.value(row))
+                .unwrap_or_default(),
+        )),
+        DataType::UInt8 => out.put_i16(i16::from(
+            any.downcast_ref::<UInt8Array>()
+                .map(|a| a.value(row))
+                .unwrap_or_default(),
+        )),
+        DataType::Int16 => out.put_i16(
+            any.downcast_ref::<Int16Array>()
+                .map(|a| a.value(row))
+                .unwrap_or_default(),
+        ),
+        DataType::UInt16 => out.put_i32(i32::from(
+            any.downcast_ref::<UInt16Array>()
+                .map(|a| a.value(row))
+                .unwrap_or_default(),
+        )),
+        DataType::Int32 => out.put_i32(
+            any.downcast_ref::<Int32Array>()
+                .map(|a| a.value(row))
+                .unwrap_or_default(),
+        ),
         DataType::UInt32 => {
-            let v = any.downcast_ref::<UInt32Array>().map(|a| a.value(row)).unwrap_or_default();
+            let v = any
+                .downcast_ref::<UInt32Array>()
+                .map(|a| a.value(row))
+                .unwrap_or_default();
             if pg_type.len() == 4 {
                 // oid, regproc, regclass...: an unsigned 4-byte value.
                 out.put_u32(v);
@@ -632,45 +783,84 @@ fn write_binary(array: &dyn Array, row: usize, pg_type: &PgType, out: &mut Bytes
                 out.put_i64(i64::from(v));
             }
         }
-        DataType::Int64 => out.put_i64(any.downcast_ref::<Int64Array>().map(|a| a.value(row)).unwrap_or_default()),
+        DataType::Int64 => out.put_i64(
+            any.downcast_ref::<Int64Array>()
+                .map(|a| a.value(row))
+                .unwrap_or_default(),
+        ),
         DataType::UInt64 => {
-            let v = any.downcast_ref::<UInt64Array>().map(|a| a.value(row)).unwrap_or_default();
+            let v = any
+                .downcast_ref::<UInt64Array>()
+                .map(|a| a.value(row))
+                .unwrap_or_default();
             numeric_binary(&v.to_string(), 0, out);
         }
-        DataType::Float16 => out.put_f32(any.downcast_ref::<Float16Array>().map(|a| a.value(row).to_f32()).unwrap_or_default()),
-        DataType::Float32 => out.put_f32(any.downcast_ref::<Float32Array>().map(|a| a.value(row)).unwrap_or_default()),
-        DataType::Float64 => out.put_f64(any.downcast_ref::<Float64Array>().map(|a| a.value(row)).unwrap_or_default()),
+        DataType::Float16 => out.put_f32(
+            any.downcast_ref::<Float16Array>()
+                .map(|a| a.value(row).to_f32())
+                .unwrap_or_default(),
+        ),
+        DataType::Float32 => out.put_f32(
+            any.downcast_ref::<Float32Array>()
+                .map(|a| a.value(row))
+                .unwrap_or_default(),
+        ),
+        DataType::Float64 => out.put_f64(
+            any.downcast_ref::<Float64Array>()
+                .map(|a| a.value(row))
+                .unwrap_or_default(),
+        ),
         DataType::Decimal128(_, scale) => {
-            let v = any.downcast_ref::<Decimal128Array>().map(|a| a.value(row)).unwrap_or_default();
+            let v = any
+                .downcast_ref::<Decimal128Array>()
+                .map(|a| a.value(row))
+                .unwrap_or_default();
             numeric_binary(&v.to_string(), *scale, out);
         }
         DataType::Decimal32(_, scale) => {
-            let v = array.as_primitive::<datafusion::arrow::datatypes::Decimal32Type>().value(row);
+            let v = array
+                .as_primitive::<datafusion::arrow::datatypes::Decimal32Type>()
+                .value(row);
             numeric_binary(&v.to_string(), *scale, out);
         }
         DataType::Decimal64(_, scale) => {
-            let v = array.as_primitive::<datafusion::arrow::datatypes::Decimal64Type>().value(row);
+            let v = array
+                .as_primitive::<datafusion::arrow::datatypes::Decimal64Type>()
+                .value(row);
             numeric_binary(&v.to_string(), *scale, out);
         }
         DataType::Decimal256(_, scale) => {
-            let v = array.as_primitive::<datafusion::arrow::datatypes::Decimal256Type>().value(row);
+            let v = array
+                .as_primitive::<datafusion::arrow::datatypes::Decimal256Type>()
+                .value(row);
             numeric_binary(&v.to_string(), *scale, out);
         }
         DataType::Utf8 => text_binary(array.as_string::<i32>().value(row), pg_type, out),
         DataType::LargeUtf8 => text_binary(array.as_string::<i64>().value(row), pg_type, out),
         DataType::Utf8View => text_binary(array.as_string_view().value(row), pg_type, out),
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => {
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::FixedSizeBinary(_) => {
             out.put_slice(binary_value(array, row));
         }
         DataType::Date32 => {
-            let days = any.downcast_ref::<Date32Array>().map(|a| a.value(row)).unwrap_or_default();
+            let days = any
+                .downcast_ref::<Date32Array>()
+                .map(|a| a.value(row))
+                .unwrap_or_default();
             out.put_i32(days - PG_EPOCH_DAYS);
         }
         DataType::Date64 => {
-            let ms = any.downcast_ref::<Date64Array>().map(|a| a.value(row)).unwrap_or_default();
+            let ms = any
+                .downcast_ref::<Date64Array>()
+                .map(|a| a.value(row))
+                .unwrap_or_default();
             out.put_i32(ms.div_euclid(86_400_000) as i32 - PG_EPOCH_DAYS);
         }
-        DataType::Timestamp(unit, _) => out.put_i64(timestamp_micros(array, row, *unit) - PG_EPOCH_MICROS),
+        DataType::Timestamp(unit, _) => {
+            out.put_i64(timestamp_micros(array, row, *unit) - PG_EPOCH_MICROS)
+        }
         DataType::Time32(_) | DataType::Time64(_) => out.put_i64(time_micros(array, row)),
         DataType::Interval(_) | DataType::Duration(_) => {
             let (months, days, micros) = interval_parts(array, row);
@@ -678,7 +868,9 @@ fn write_binary(array: &dyn Array, row: usize, pg_type: &PgType, out: &mut Bytes
             out.put_i32(days);
             out.put_i32(months);
         }
-        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _) if pg_type.oid != oid::JSON => {
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _)
+            if pg_type.oid != oid::JSON =>
+        {
             let values = list_value(array, row);
             let element = pg_type.element().unwrap_or(PgType::plain(oid::TEXT));
             out.put_i32(1);
@@ -686,7 +878,11 @@ fn write_binary(array: &dyn Array, row: usize, pg_type: &PgType, out: &mut Bytes
             out.put_u32(element.oid);
             out.put_i32(values.len() as i32);
             // int2vector and oidvector are 0-based; arrays 1-based.
-            out.put_i32(if matches!(pg_type.oid, oid::INT2VECTOR | oid::OIDVECTOR) { 0 } else { 1 });
+            out.put_i32(if matches!(pg_type.oid, oid::INT2VECTOR | oid::OIDVECTOR) {
+                0
+            } else {
+                1
+            });
             for idx in 0..values.len() {
                 if values.is_null(idx) {
                     out.put_i32(-1);
@@ -699,7 +895,11 @@ fn write_binary(array: &dyn Array, row: usize, pg_type: &PgType, out: &mut Bytes
                 out[len_pos..len_pos + 4].copy_from_slice(&len.to_be_bytes());
             }
         }
-        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _) | DataType::Struct(_) | DataType::Map(_, _) => {
+        DataType::List(_)
+        | DataType::LargeList(_)
+        | DataType::FixedSizeList(_, _)
+        | DataType::Struct(_)
+        | DataType::Map(_, _) => {
             // json's binary form is its text.
             let mut text = String::new();
             json_text(array, row, &mut text)?;
@@ -742,7 +942,10 @@ fn numeric_binary(digits: &str, scale: i8, out: &mut BytesMut) {
     } else {
         let scale = scale as usize;
         if digits.len() <= scale {
-            (String::new(), format!("{}{digits}", "0".repeat(scale - digits.len())))
+            (
+                String::new(),
+                format!("{}{digits}", "0".repeat(scale - digits.len())),
+            )
         } else {
             let (i, f) = digits.split_at(digits.len() - scale);
             (i.to_string(), f.to_string())
@@ -755,11 +958,21 @@ fn numeric_binary(digits: &str, scale: i8, out: &mut BytesMut) {
     let frac_padded = format!("{}{}", frac_part, "0".repeat(frac_pad));
     let mut groups: Vec<i16> = Vec::new();
     for chunk in int_padded.as_bytes().chunks(4) {
-        groups.push(std::str::from_utf8(chunk).ok().and_then(|s| s.parse().ok()).unwrap_or(0));
+        groups.push(
+            std::str::from_utf8(chunk)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
+        );
     }
     let int_groups = groups.len() as i16;
     for chunk in frac_padded.as_bytes().chunks(4) {
-        groups.push(std::str::from_utf8(chunk).ok().and_then(|s| s.parse().ok()).unwrap_or(0));
+        groups.push(
+            std::str::from_utf8(chunk)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
+        );
     }
     let mut weight = int_groups - 1;
     // Strip leading and trailing zero groups.
@@ -832,7 +1045,12 @@ mod tests {
         date_text(0, &mut s);
         assert_eq!(s, "1970-01-01");
         s.clear();
-        interval_text(14, 3, 4 * 3_600_000_000 + 5 * 60_000_000 + 6_500_000, &mut s);
+        interval_text(
+            14,
+            3,
+            4 * 3_600_000_000 + 5 * 60_000_000 + 6_500_000,
+            &mut s,
+        );
         assert_eq!(s, "1 year 2 mons 3 days 04:05:06.5");
     }
 
@@ -863,8 +1081,14 @@ mod tests {
 
     #[test]
     fn formats_from_codes() {
-        assert_eq!(Format::from_codes(&[], 2).unwrap(), vec![Format::Text, Format::Text]);
-        assert_eq!(Format::from_codes(&[1], 2).unwrap(), vec![Format::Binary, Format::Binary]);
+        assert_eq!(
+            Format::from_codes(&[], 2).unwrap(),
+            vec![Format::Text, Format::Text]
+        );
+        assert_eq!(
+            Format::from_codes(&[1], 2).unwrap(),
+            vec![Format::Binary, Format::Binary]
+        );
         assert!(Format::from_codes(&[0, 1, 0], 2).is_err());
     }
 }

@@ -9,16 +9,19 @@ use crate::sql::error::code;
 
 /// Decodes one parameter value (`None` = SQL NULL) of type `type_oid` in `format` (0 text,
 /// 1 binary).
-pub fn decode(value: Option<&Bytes>, type_oid: u32, format: i16) -> Result<ScalarValue, QueryError> {
+pub fn decode(
+    value: Option<&Bytes>,
+    type_oid: u32,
+    format: i16,
+) -> Result<ScalarValue, QueryError> {
     let Some(bytes) = value else {
         return Ok(null_of(type_oid));
     };
     if format == 1 {
         return decode_binary(bytes, type_oid);
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| {
-        QueryError::new("22021", "invalid byte sequence for encoding \"UTF8\"")
-    })?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| QueryError::new("22021", "invalid byte sequence for encoding \"UTF8\""))?;
     decode_text(text, type_oid)
 }
 
@@ -38,30 +41,38 @@ fn invalid(type_name: &str, text: &str) -> QueryError {
 fn decode_text(text: &str, type_oid: u32) -> Result<ScalarValue, QueryError> {
     let t = text.trim();
     Ok(match type_oid {
-        oid::BOOL => ScalarValue::Boolean(Some(
-            match t.to_lowercase().as_str() {
-                "t" | "true" | "yes" | "y" | "on" | "1" => true,
-                "f" | "false" | "no" | "n" | "off" | "0" => false,
-                _ => return Err(invalid("boolean", text)),
-            },
-        )),
+        oid::BOOL => ScalarValue::Boolean(Some(match t.to_lowercase().as_str() {
+            "t" | "true" | "yes" | "y" | "on" | "1" => true,
+            "f" | "false" | "no" | "n" | "off" | "0" => false,
+            _ => return Err(invalid("boolean", text)),
+        })),
         oid::INT2 => ScalarValue::Int16(Some(t.parse().map_err(|_| invalid("smallint", text))?)),
         oid::INT4 => ScalarValue::Int32(Some(t.parse().map_err(|_| invalid("integer", text))?)),
         oid::INT8 => ScalarValue::Int64(Some(t.parse().map_err(|_| invalid("bigint", text))?)),
         oid::OID => ScalarValue::UInt32(Some(t.parse().map_err(|_| invalid("oid", text))?)),
-        oid::FLOAT4 => ScalarValue::Float32(Some(parse_float(t).ok_or_else(|| invalid("real", text))? as f32)),
-        oid::FLOAT8 => ScalarValue::Float64(Some(parse_float(t).ok_or_else(|| invalid("double precision", text))?)),
+        oid::FLOAT4 => ScalarValue::Float32(Some(
+            parse_float(t).ok_or_else(|| invalid("real", text))? as f32,
+        )),
+        oid::FLOAT8 => ScalarValue::Float64(Some(
+            parse_float(t).ok_or_else(|| invalid("double precision", text))?,
+        )),
         oid::NUMERIC => decimal_from_text(t).ok_or_else(|| invalid("numeric", text))?,
         oid::DATE => {
-            let date = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|_| invalid("date", text))?;
+            let date = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
+                .map_err(|_| invalid("date", text))?;
             ScalarValue::Date32(Some(date.signed_duration_since(epoch()).num_days() as i32))
         }
-        oid::TIMESTAMP => ScalarValue::TimestampMicrosecond(Some(parse_timestamp(t).ok_or_else(|| invalid("timestamp", text))?), None),
+        oid::TIMESTAMP => ScalarValue::TimestampMicrosecond(
+            Some(parse_timestamp(t).ok_or_else(|| invalid("timestamp", text))?),
+            None,
+        ),
         oid::TIMESTAMPTZ => ScalarValue::TimestampMicrosecond(
             Some(parse_timestamptz(t).ok_or_else(|| invalid("timestamp with time zone", text))?),
             Some("UTC".into()),
         ),
-        oid::BYTEA => ScalarValue::Binary(Some(parse_bytea(t).ok_or_else(|| invalid("bytea", text))?)),
+        oid::BYTEA => {
+            ScalarValue::Binary(Some(parse_bytea(t).ok_or_else(|| invalid("bytea", text))?))
+        }
         _ => ScalarValue::Utf8(Some(text.to_string())),
     })
 }
@@ -89,7 +100,11 @@ fn decimal_from_text(t: &str) -> Option<ScalarValue> {
     if int_part.is_empty() && frac.is_empty() {
         return None;
     }
-    if !int_part.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()) {
+    if !int_part
+        .chars()
+        .chain(frac.chars())
+        .all(|c| c.is_ascii_digit())
+    {
         return None;
     }
     let scale = i8::try_from(frac.len()).ok()?;
@@ -103,14 +118,21 @@ fn decimal_from_text(t: &str) -> Option<ScalarValue> {
 }
 
 fn parse_timestamp(t: &str) -> Option<i64> {
-    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d"] {
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d",
+    ] {
         if let Ok(ts) = chrono::NaiveDateTime::parse_from_str(t, format) {
             return Some(ts.and_utc().timestamp_micros());
         }
         if format == "%Y-%m-%d"
             && let Ok(d) = chrono::NaiveDate::parse_from_str(t, format)
         {
-            return d.and_hms_opt(0, 0, 0).map(|ts| ts.and_utc().timestamp_micros());
+            return d
+                .and_hms_opt(0, 0, 0)
+                .map(|ts| ts.and_utc().timestamp_micros());
         }
     }
     None
@@ -120,7 +142,11 @@ fn parse_timestamptz(t: &str) -> Option<i64> {
     if let Ok(ts) = chrono::DateTime::parse_from_rfc3339(t) {
         return Some(ts.timestamp_micros());
     }
-    for format in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%#z"] {
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f%#z",
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%#z",
+    ] {
         if let Ok(ts) = chrono::DateTime::parse_from_str(t, format) {
             return Some(ts.timestamp_micros());
         }
@@ -144,22 +170,34 @@ fn decode_binary(bytes: &Bytes, type_oid: u32) -> Result<ScalarValue, QueryError
         )
     };
     let b = bytes.as_ref();
-    let fixed = |n: usize| -> Result<&[u8], QueryError> {
-        if b.len() == n { Ok(b) } else { Err(wrong()) }
-    };
+    let fixed =
+        |n: usize| -> Result<&[u8], QueryError> { if b.len() == n { Ok(b) } else { Err(wrong()) } };
     Ok(match type_oid {
         oid::BOOL => ScalarValue::Boolean(Some(fixed(1)?[0] != 0)),
-        oid::INT2 => ScalarValue::Int16(Some(i16::from_be_bytes(fixed(2)?.try_into().map_err(|_| wrong())?))),
-        oid::INT4 => ScalarValue::Int32(Some(i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?))),
-        oid::INT8 => ScalarValue::Int64(Some(i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| wrong())?))),
-        oid::OID => ScalarValue::UInt32(Some(u32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?))),
-        oid::FLOAT4 => ScalarValue::Float32(Some(f32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?))),
-        oid::FLOAT8 => ScalarValue::Float64(Some(f64::from_be_bytes(fixed(8)?.try_into().map_err(|_| wrong())?))),
+        oid::INT2 => ScalarValue::Int16(Some(i16::from_be_bytes(
+            fixed(2)?.try_into().map_err(|_| wrong())?,
+        ))),
+        oid::INT4 => ScalarValue::Int32(Some(i32::from_be_bytes(
+            fixed(4)?.try_into().map_err(|_| wrong())?,
+        ))),
+        oid::INT8 => ScalarValue::Int64(Some(i64::from_be_bytes(
+            fixed(8)?.try_into().map_err(|_| wrong())?,
+        ))),
+        oid::OID => ScalarValue::UInt32(Some(u32::from_be_bytes(
+            fixed(4)?.try_into().map_err(|_| wrong())?,
+        ))),
+        oid::FLOAT4 => ScalarValue::Float32(Some(f32::from_be_bytes(
+            fixed(4)?.try_into().map_err(|_| wrong())?,
+        ))),
+        oid::FLOAT8 => ScalarValue::Float64(Some(f64::from_be_bytes(
+            fixed(8)?.try_into().map_err(|_| wrong())?,
+        ))),
         oid::DATE => ScalarValue::Date32(Some(
             i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?) + 10_957,
         )),
         oid::TIMESTAMP | oid::TIMESTAMPTZ => {
-            let micros = i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| wrong())?) + 946_684_800_000_000;
+            let micros = i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| wrong())?)
+                + 946_684_800_000_000;
             ScalarValue::TimestampMicrosecond(
                 Some(micros),
                 (type_oid == oid::TIMESTAMPTZ).then(|| "UTC".into()),
@@ -171,9 +209,9 @@ fn decode_binary(bytes: &Bytes, type_oid: u32) -> Result<ScalarValue, QueryError
             ScalarValue::Utf8(Some(u.to_string()))
         }
         oid::NUMERIC => numeric_from_binary(b).ok_or_else(wrong)?,
-        _ => ScalarValue::Utf8(Some(
-            String::from_utf8(b.to_vec()).map_err(|_| QueryError::new("22021", "invalid byte sequence for encoding \"UTF8\""))?,
-        )),
+        _ => ScalarValue::Utf8(Some(String::from_utf8(b.to_vec()).map_err(|_| {
+            QueryError::new("22021", "invalid byte sequence for encoding \"UTF8\"")
+        })?)),
     })
 }
 
@@ -187,7 +225,7 @@ fn numeric_from_binary(b: &[u8]) -> Option<ScalarValue> {
     let weight = read(2) as i32;
     let sign = u16::from_be_bytes([b[4], b[5]]);
     let dscale = read(6);
-    if sign == 0xC000 || b.len() != 8 + 2 * ndigits || dscale < 0 || dscale > 38 {
+    if sign == 0xC000 || b.len() != 8 + 2 * ndigits || !(0..=38).contains(&dscale) {
         return None;
     }
     let mut value: i128 = 0;
@@ -213,13 +251,24 @@ mod tests {
 
     #[test]
     fn text_and_binary() {
-        assert_eq!(decode(Some(&Bytes::from("42")), oid::INT8, 0).unwrap(), ScalarValue::Int64(Some(42)));
+        assert_eq!(
+            decode(Some(&Bytes::from("42")), oid::INT8, 0).unwrap(),
+            ScalarValue::Int64(Some(42))
+        );
         assert_eq!(
             decode(Some(&Bytes::from(vec![0, 0, 0, 7])), oid::INT4, 1).unwrap(),
             ScalarValue::Int32(Some(7))
         );
-        assert_eq!(decode(None, oid::INT4, 0).unwrap(), ScalarValue::Int32(None));
-        assert_eq!(decode(Some(&Bytes::from("x")), oid::INT4, 0).unwrap_err().code, "22P02");
+        assert_eq!(
+            decode(None, oid::INT4, 0).unwrap(),
+            ScalarValue::Int32(None)
+        );
+        assert_eq!(
+            decode(Some(&Bytes::from("x")), oid::INT4, 0)
+                .unwrap_err()
+                .code,
+            "22P02"
+        );
         assert_eq!(
             decode(Some(&Bytes::from("2024-02-29")), oid::DATE, 0).unwrap(),
             ScalarValue::Date32(Some(19782))

@@ -103,7 +103,11 @@ pub fn self_signed(hosts: &[String], dir: Option<&Path>) -> Result<Tls, Error> {
             return Ok(tls);
         }
     }
-    let mut names: Vec<String> = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let mut names: Vec<String> = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     for host in hosts {
         if !names.contains(host) && !host.is_empty() && host != "0.0.0.0" && host != "::" {
             names.push(host.clone());
@@ -203,11 +207,13 @@ mod tests {
     #[test]
     fn missing_files_fail_closed() {
         let dir = tempfile::tempdir().unwrap();
-        let err = from_files(&dir.path().join("nope.crt"), &dir.path().join("nope.key")).unwrap_err();
+        let err =
+            from_files(&dir.path().join("nope.crt"), &dir.path().join("nope.key")).unwrap_err();
         assert!(err.to_string().contains("cannot read"));
         std::fs::write(dir.path().join("empty.crt"), "").unwrap();
         std::fs::write(dir.path().join("empty.key"), "").unwrap();
-        let err = from_files(&dir.path().join("empty.crt"), &dir.path().join("empty.key")).unwrap_err();
+        let err =
+            from_files(&dir.path().join("empty.crt"), &dir.path().join("empty.key")).unwrap_err();
         assert!(matches!(err, Error::NoCertificate(_)));
     }
 }

@@ -61,8 +61,13 @@ pub enum Action {
 
 /// Parses a query string into statements (PostgreSQL dialect).
 pub fn parse(sql: &str) -> Result<Vec<Statement>, QueryError> {
-    Parser::parse_sql(&PostgreSqlDialect {}, sql)
-        .map_err(|err| QueryError::syntax(err.to_string().trim_start_matches("sql parser error: ").to_string()))
+    Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|err| {
+        QueryError::syntax(
+            err.to_string()
+                .trim_start_matches("sql parser error: ")
+                .to_string(),
+        )
+    })
 }
 
 /// Classifies one statement, refusing anything that is not allowed.
@@ -89,7 +94,9 @@ pub fn classify(statement: Statement) -> Result<Action, QueryError> {
                 let on = option
                     .arg
                     .as_ref()
-                    .map(|a| !matches!(a.to_string().to_lowercase().as_str(), "false" | "off" | "0"))
+                    .map(|a| {
+                        !matches!(a.to_string().to_lowercase().as_str(), "false" | "off" | "0")
+                    })
                     .unwrap_or(true);
                 match name.as_str() {
                     "analyze" => analyze = on,
@@ -221,9 +228,13 @@ fn classify_set(set: Set) -> Result<Action, QueryError> {
                 ));
             }
         },
-        Set::SetRole { role_name: None, .. } => Action::NoOp("SET"),
+        Set::SetRole {
+            role_name: None, ..
+        } => Action::NoOp("SET"),
         Set::SetRole { .. } => {
-            return Err(QueryError::privilege("SET ROLE is not supported: roles come from grants/*.yaml"));
+            return Err(QueryError::privilege(
+                "SET ROLE is not supported: roles come from grants/*.yaml",
+            ));
         }
         Set::SetTransaction { modes, .. } => {
             let text = modes
@@ -237,9 +248,7 @@ fn classify_set(set: Set) -> Result<Action, QueryError> {
             Action::NoOp("SET")
         }
         other => {
-            return Err(QueryError::unsupported(format!(
-                "{other} is not supported"
-            )));
+            return Err(QueryError::unsupported(format!("{other} is not supported")));
         }
     })
 }
@@ -271,19 +280,15 @@ fn object_name(name: &ObjectName) -> String {
 pub fn statement_kind(statement: &Statement) -> String {
     let text = statement.to_string();
     let words: Vec<&str> = text.split_whitespace().take(3).collect();
-    let kind = match words.as_slice() {
+    match words.as_slice() {
         [first, second, ..]
-            if matches!(
-                first.to_uppercase().as_str(),
-                "CREATE" | "DROP" | "ALTER"
-            ) =>
+            if matches!(first.to_uppercase().as_str(), "CREATE" | "DROP" | "ALTER") =>
         {
             format!("{} {}", first.to_uppercase(), second.to_uppercase())
         }
         [first, ..] => first.to_uppercase(),
         [] => "statement".to_string(),
-    };
-    kind
+    }
 }
 
 /// The command tag of a SELECT-like statement with `n` rows.
@@ -303,31 +308,65 @@ mod tests {
     #[test]
     fn allowed() {
         assert!(matches!(check("select 1").unwrap(), Action::Query(_)));
-        assert!(matches!(check("with x as (select 1) select * from x").unwrap(), Action::Query(_)));
+        assert!(matches!(
+            check("with x as (select 1) select * from x").unwrap(),
+            Action::Query(_)
+        ));
         assert!(matches!(check("values (1)").unwrap(), Action::Query(_)));
-        assert!(matches!(check("explain select 1").unwrap(), Action::Explain { analyze: false, .. }));
-        assert!(matches!(check("explain (analyze) select 1").unwrap(), Action::Explain { analyze: true, .. }));
-        assert!(matches!(check("show search_path").unwrap(), Action::Show(Some(_))));
+        assert!(matches!(
+            check("explain select 1").unwrap(),
+            Action::Explain { analyze: false, .. }
+        ));
+        assert!(matches!(
+            check("explain (analyze) select 1").unwrap(),
+            Action::Explain { analyze: true, .. }
+        ));
+        assert!(matches!(
+            check("show search_path").unwrap(),
+            Action::Show(Some(_))
+        ));
         assert!(matches!(check("SHOW ALL").unwrap(), Action::Show(None)));
-        assert!(matches!(check("show transaction isolation level").unwrap(), Action::Show(Some(_))));
+        assert!(matches!(
+            check("show transaction isolation level").unwrap(),
+            Action::Show(Some(_))
+        ));
         match check("set application_name = 'x'").unwrap() {
-            Action::Set { name, value } => assert_eq!((name.as_str(), value.as_str()), ("application_name", "x")),
+            Action::Set { name, value } => {
+                assert_eq!((name.as_str(), value.as_str()), ("application_name", "x"))
+            }
             other => panic!("{other:?}"),
         }
         match check("SET TIME ZONE 'UTC'").unwrap() {
-            Action::Set { name, value } => assert_eq!((name.as_str(), value.as_str()), ("TimeZone", "UTC")),
+            Action::Set { name, value } => {
+                assert_eq!((name.as_str(), value.as_str()), ("TimeZone", "UTC"))
+            }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(check("SET SESSION AUTHORIZATION DEFAULT").unwrap(), Action::NoOp("SET")));
+        assert!(matches!(
+            check("SET SESSION AUTHORIZATION DEFAULT").unwrap(),
+            Action::NoOp("SET")
+        ));
         assert!(matches!(check("reset all").unwrap(), Action::Reset(None)));
-        assert!(matches!(check("discard all").unwrap(), Action::Discard("DISCARD ALL")));
+        assert!(matches!(
+            check("discard all").unwrap(),
+            Action::Discard("DISCARD ALL")
+        ));
         assert!(matches!(check("begin").unwrap(), Action::Begin));
-        assert!(matches!(check("start transaction read only").unwrap(), Action::Begin));
+        assert!(matches!(
+            check("start transaction read only").unwrap(),
+            Action::Begin
+        ));
         assert!(matches!(check("commit").unwrap(), Action::Commit));
         assert!(matches!(check("rollback").unwrap(), Action::Rollback));
         assert!(matches!(check("close all").unwrap(), Action::Close(None)));
-        assert!(matches!(check("deallocate all").unwrap(), Action::Deallocate(None)));
-        assert!(matches!(check("unlisten *").unwrap(), Action::NoOp("UNLISTEN")));
+        assert!(matches!(
+            check("deallocate all").unwrap(),
+            Action::Deallocate(None)
+        ));
+        assert!(matches!(
+            check("unlisten *").unwrap(),
+            Action::NoOp("UNLISTEN")
+        ));
     }
 
     #[test]

@@ -37,8 +37,8 @@ use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::common::{DFSchemaRef, DataFusionError, Result, Statistics};
 use datafusion::datasource::TableType;
 use datafusion::datasource::source_as_provider;
-use datafusion::execution::context::{QueryPlanner, SessionState, TaskContext};
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::{QueryPlanner, SessionState, TaskContext};
 use datafusion::logical_expr::{
     Expr, Extension, LogicalPlan, SubqueryAlias, TableProviderFilterPushDown,
     UserDefinedLogicalNode, UserDefinedLogicalNodeCore,
@@ -161,14 +161,17 @@ pub async fn enforce(
                 let schema = replacement.schema().clone();
                 let exprs: Vec<Expr> = projection
                     .iter()
-                    .map(|idx| Expr::Column(datafusion::common::Column::from(schema.qualified_field(*idx))))
+                    .map(|idx| {
+                        Expr::Column(datafusion::common::Column::from(
+                            schema.qualified_field(*idx),
+                        ))
+                    })
                     .collect();
                 replacement = datafusion::logical_expr::LogicalPlanBuilder::from(replacement)
                     .project(exprs)?
                     .build()?;
             }
-            let aliased =
-                SubqueryAlias::try_new(Arc::new(replacement), scan.table_name.clone())?;
+            let aliased = SubqueryAlias::try_new(Arc::new(replacement), scan.table_name.clone())?;
             Ok(Transformed::yes(LogicalPlan::SubqueryAlias(aliased)))
         })
         .map_err(|e| QueryError::from_datafusion(e, 0))?
@@ -191,7 +194,10 @@ pub async fn enforce(
     })
     .map_err(|e| QueryError::from_datafusion(e, 0))?;
     if leftover {
-        return Err(QueryError::internal(0, &"a governed scan escaped enforcement"));
+        return Err(QueryError::internal(
+            0,
+            &"a governed scan escaped enforcement",
+        ));
     }
     Ok((plan, report))
 }
@@ -223,7 +229,9 @@ fn classify_source(scan: &datafusion::logical_expr::TableScan) -> Source {
     if any
         .downcast_ref::<datafusion::datasource::cte_worktable::CteWorkTable>()
         .is_some()
-        || any.downcast_ref::<datafusion::datasource::empty::EmptyTable>().is_some()
+        || any
+            .downcast_ref::<datafusion::datasource::empty::EmptyTable>()
+            .is_some()
         || any
             .downcast_ref::<datafusion::functions_table::generate_series::GenerateSeriesTable>()
             .is_some()
@@ -239,11 +247,7 @@ pub fn policy_state(user_state: &SessionState, catalog: &Arc<CatalogState>) -> S
     let mut state = SessionStateBuilder::new_from_existing(user_state.clone())
         .with_catalog_list(Arc::new(PolicyCatalogList(catalog.clone())))
         .build();
-    state
-        .config_mut()
-        .options_mut()
-        .catalog
-        .default_schema = "dbo".to_string();
+    state.config_mut().options_mut().catalog.default_schema = "dbo".to_string();
     state
 }
 
@@ -267,9 +271,8 @@ pub async fn policy_subplan(
             ColumnAccess::Allowed => select.push(name),
             ColumnAccess::Denied => {}
             ColumnAccess::Masked(kind, origin) => {
-                let expr = mask_sql(kind, &name, field.data_type()).map_err(|message| {
-                    policy_error(&format!("{origin}: {message}"))
-                })?;
+                let expr = mask_sql(kind, &name, field.data_type())
+                    .map_err(|message| policy_error(&format!("{origin}: {message}")))?;
                 select.push(format!("{expr} AS {name}"));
             }
         }
@@ -325,8 +328,9 @@ pub async fn policy_subplan(
             input: projection.input.as_ref().clone(),
         }),
     });
-    let projection = datafusion::logical_expr::Projection::try_new(projection.expr, Arc::new(barrier))
-        .map_err(|e| QueryError::from_datafusion(e, 0))?;
+    let projection =
+        datafusion::logical_expr::Projection::try_new(projection.expr, Arc::new(barrier))
+            .map_err(|e| QueryError::from_datafusion(e, 0))?;
     Ok(LogicalPlan::Projection(projection))
 }
 
@@ -354,18 +358,26 @@ fn is_text(data_type: &DataType) -> bool {
 pub fn mask_sql(kind: &MaskKind, column: &str, data_type: &DataType) -> Result<String, String> {
     let cast = |expr: String| format!("arrow_cast({expr}, '{data_type}')");
     Ok(match kind {
-        MaskKind::Builtin { function, keep_first, keep_last } => match function {
+        MaskKind::Builtin {
+            function,
+            keep_first,
+            keep_last,
+        } => match function {
             MaskFunction::Null => cast("NULL".to_string()),
             MaskFunction::Redact => {
                 if is_text(data_type) {
-                    cast(format!("CASE WHEN {column} IS NULL THEN NULL ELSE '****' END"))
+                    cast(format!(
+                        "CASE WHEN {column} IS NULL THEN NULL ELSE '****' END"
+                    ))
                 } else {
                     cast("NULL".to_string())
                 }
             }
             MaskFunction::Partial => {
                 if !is_text(data_type) {
-                    return Err(format!("mask `partial` applies to text columns, not {data_type}"));
+                    return Err(format!(
+                        "mask `partial` applies to text columns, not {data_type}"
+                    ));
                 }
                 let kept = keep_first + keep_last;
                 cast(format!(
@@ -377,7 +389,9 @@ pub fn mask_sql(kind: &MaskKind, column: &str, data_type: &DataType) -> Result<S
             }
             MaskFunction::Hash => {
                 if !is_text(data_type) {
-                    return Err(format!("mask `hash` applies to text columns, not {data_type}"));
+                    return Err(format!(
+                        "mask `hash` applies to text columns, not {data_type}"
+                    ));
                 }
                 cast(format!("encode(sha256({column}), 'hex')"))
             }
@@ -431,7 +445,11 @@ impl UserDefinedLogicalNodeCore for SecurityBarrier {
         write!(f, "SecurityBarrier")
     }
 
-    fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, mut inputs: Vec<LogicalPlan>) -> Result<Self> {
+    fn with_exprs_and_inputs(
+        &self,
+        _exprs: Vec<Expr>,
+        mut inputs: Vec<LogicalPlan>,
+    ) -> Result<Self> {
         let input = inputs
             .pop()
             .ok_or_else(|| DataFusionError::Internal("barrier needs one input".to_string()))?;
@@ -488,7 +506,11 @@ impl ExecutionPlan for SecurityBarrierExec {
         Ok(Arc::new(SecurityBarrierExec { input }))
     }
 
-    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
         self.input.execute(partition, context)
     }
 

@@ -193,7 +193,9 @@ impl CloneWithoutContext for DataFusionError {
             DataFusionError::Configuration(m) => DataFusionError::Configuration(m.clone()),
             DataFusionError::SQL(e, _) => DataFusionError::Plan(format!("__sql__{e}")),
             DataFusionError::SchemaError(e, _) => DataFusionError::Plan(format!("__schema__{e}")),
-            DataFusionError::ArrowError(e, _) => DataFusionError::Execution(format!("__arrow__{}", arrow_tag(e))),
+            DataFusionError::ArrowError(e, _) => {
+                DataFusionError::Execution(format!("__arrow__{}", arrow_tag(e)))
+            }
             DataFusionError::External(e) => {
                 if let Some(q) = e.downcast_ref::<QueryError>() {
                     return DataFusionError::External(Box::new(q.clone()));
@@ -264,7 +266,11 @@ fn plan_error(message: &str) -> QueryError {
             .unwrap_or("")
             .trim_matches('"')
             .to_string();
-        let shown = column.rsplit('.').next().unwrap_or(&column).trim_matches('"');
+        let shown = column
+            .rsplit('.')
+            .next()
+            .unwrap_or(&column)
+            .trim_matches('"');
         return QueryError::new(
             code::UNDEFINED_COLUMN,
             format!("column \"{shown}\" does not exist"),
@@ -292,7 +298,9 @@ fn plan_error(message: &str) -> QueryError {
     {
         return QueryError::new(code::DATATYPE_MISMATCH, clean(message));
     }
-    if lower.contains("must appear in the group by") || lower.contains("projection references non-aggregate") {
+    if lower.contains("must appear in the group by")
+        || lower.contains("projection references non-aggregate")
+    {
         return QueryError::new(code::GROUPING_ERROR, clean(message));
     }
     if lower.contains("placeholder") && lower.contains("type") {
@@ -355,7 +363,9 @@ fn clean(message: &str) -> String {
     let text = text.lines().next().unwrap_or(text).trim_end_matches('.');
     let mut chars = text.chars();
     match chars.next() {
-        Some(first) if first.is_uppercase() && !chars.clone().next().is_some_and(|c| c.is_uppercase()) => {
+        Some(first)
+            if first.is_uppercase() && !chars.clone().next().is_some_and(|c| c.is_uppercase()) =>
+        {
             first.to_lowercase().chain(chars).collect()
         }
         _ => text.to_string(),
@@ -399,7 +409,8 @@ mod tests {
             code::INSUFFICIENT_PRIVILEGE,
             "permission denied",
         );
-        let internal = QueryError::from_datafusion(DataFusionError::Internal("secret path /x".into()), 7);
+        let internal =
+            QueryError::from_datafusion(DataFusionError::Internal("secret path /x".into()), 7);
         assert_eq!(internal.code, code::INTERNAL_ERROR);
         assert!(!internal.message.contains("secret"));
     }

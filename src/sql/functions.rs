@@ -114,9 +114,9 @@ impl ScalarUDFImpl for RowUdf {
             out.push(coerce_out((self.f)(&values)?, &self.return_type)?);
         }
         if out.is_empty() {
-            return Ok(ColumnarValue::Array(datafusion::arrow::array::new_empty_array(
-                &self.return_type,
-            )));
+            return Ok(ColumnarValue::Array(
+                datafusion::arrow::array::new_empty_array(&self.return_type),
+            ));
         }
         Ok(ColumnarValue::Array(ScalarValue::iter_to_array(out)?))
     }
@@ -182,7 +182,8 @@ fn int(value: &ScalarValue) -> Option<i64> {
 fn boolean(value: &ScalarValue) -> Option<bool> {
     match value {
         ScalarValue::Boolean(b) => *b,
-        other => text(other).map(|t| matches!(t.to_lowercase().as_str(), "t" | "true" | "on" | "1" | "yes")),
+        other => text(other)
+            .map(|t| matches!(t.to_lowercase().as_str(), "t" | "true" | "on" | "1" | "yes")),
     }
 }
 
@@ -249,14 +250,22 @@ pub fn split_qualified(name: &str) -> Vec<String> {
                 was_quoted = true;
             }
             '.' if !quoted => {
-                parts.push(if was_quoted { current.clone() } else { current.to_lowercase() });
+                parts.push(if was_quoted {
+                    current.clone()
+                } else {
+                    current.to_lowercase()
+                });
                 current.clear();
                 was_quoted = false;
             }
             c => current.push(c),
         }
     }
-    parts.push(if was_quoted { current } else { current.to_lowercase() });
+    parts.push(if was_quoted {
+        current
+    } else {
+        current.to_lowercase()
+    });
     parts
 }
 
@@ -277,9 +286,14 @@ pub fn register(state: &mut SessionState, session: &Arc<SessionCatalog>, pid: i3
     };
     let user = session.user().to_string();
     let version = version_string();
-    add(udf("version", &[], 0..=0, DataType::Utf8, Volatility::Immutable, move |_| {
-        Ok(utf8(Some(version.clone())))
-    }))?;
+    add(udf(
+        "version",
+        &[],
+        0..=0,
+        DataType::Utf8,
+        Volatility::Immutable,
+        move |_| Ok(utf8(Some(version.clone()))),
+    ))?;
     add(udf(
         "current_database",
         &["current_catalog"],
@@ -301,9 +315,14 @@ pub fn register(state: &mut SessionState, session: &Arc<SessionCatalog>, pid: i3
     }
     {
         let session = session.clone();
-        add(udf("current_schema", &[], 0..=0, DataType::Utf8, Volatility::Stable, move |_| {
-            Ok(utf8(session.effective_search_path().into_iter().next()))
-        }))?;
+        add(udf(
+            "current_schema",
+            &[],
+            0..=0,
+            DataType::Utf8,
+            Volatility::Stable,
+            move |_| Ok(utf8(session.effective_search_path().into_iter().next())),
+        ))?;
     }
     {
         let session = session.clone();
@@ -319,8 +338,7 @@ pub fn register(state: &mut SessionState, session: &Arc<SessionCatalog>, pid: i3
                     schemas.push("pg_catalog".to_string());
                 }
                 schemas.extend(session.effective_search_path());
-                let values: Vec<ScalarValue> =
-                    schemas.into_iter().map(|s| utf8(Some(s))).collect();
+                let values: Vec<ScalarValue> = schemas.into_iter().map(|s| utf8(Some(s))).collect();
                 Ok(ScalarValue::List(ScalarValue::new_list_nullable(
                     &values,
                     &DataType::Utf8,
@@ -328,21 +346,35 @@ pub fn register(state: &mut SessionState, session: &Arc<SessionCatalog>, pid: i3
             },
         ))?;
     }
-    add(udf("pg_backend_pid", &[], 0..=0, DataType::Int32, Volatility::Stable, move |_| {
-        Ok(ScalarValue::Int32(Some(pid)))
-    }))?;
+    add(udf(
+        "pg_backend_pid",
+        &[],
+        0..=0,
+        DataType::Int32,
+        Volatility::Stable,
+        move |_| Ok(ScalarValue::Int32(Some(pid))),
+    ))?;
     {
         let session = session.clone();
-        add(udf("pg_get_userbyid", &[], 1..=1, DataType::Utf8, Volatility::Stable, move |args| {
-            let Some(oid) = int(&args[0]) else {
-                return Ok(utf8(None));
-            };
-            let pinned = session.pinned();
-            let mut names = vec![OWNER_NAME.to_string(), pinned.principal.user.clone()];
-            names.extend(pinned.principal.memberships.iter().cloned());
-            let found = names.into_iter().find(|n| i64::from(role_oid(n)) == oid);
-            Ok(utf8(Some(found.unwrap_or_else(|| format!("unknown (OID={oid})")))))
-        }))?;
+        add(udf(
+            "pg_get_userbyid",
+            &[],
+            1..=1,
+            DataType::Utf8,
+            Volatility::Stable,
+            move |args| {
+                let Some(oid) = int(&args[0]) else {
+                    return Ok(utf8(None));
+                };
+                let pinned = session.pinned();
+                let mut names = vec![OWNER_NAME.to_string(), pinned.principal.user.clone()];
+                names.extend(pinned.principal.memberships.iter().cloned());
+                let found = names.into_iter().find(|n| i64::from(role_oid(n)) == oid);
+                Ok(utf8(Some(
+                    found.unwrap_or_else(|| format!("unknown (OID={oid})")),
+                )))
+            },
+        ))?;
     }
     {
         let session = session.clone();
@@ -371,18 +403,34 @@ pub fn register(state: &mut SessionState, session: &Arc<SessionCatalog>, pid: i3
             },
         ))?;
     }
-    for name in ["pg_type_is_visible", "pg_function_is_visible", "pg_collation_is_visible"] {
-        add(udf(name, &[], 1..=1, DataType::Boolean, Volatility::Stable, |args| {
-            Ok(ScalarValue::Boolean(int(&args[0]).map(|_| true)))
-        }))?;
+    for name in [
+        "pg_type_is_visible",
+        "pg_function_is_visible",
+        "pg_collation_is_visible",
+    ] {
+        add(udf(
+            name,
+            &[],
+            1..=1,
+            DataType::Boolean,
+            Volatility::Stable,
+            |args| Ok(ScalarValue::Boolean(int(&args[0]).map(|_| true))),
+        ))?;
     }
-    add(udf("format_type", &[], 2..=2, DataType::Utf8, Volatility::Stable, |args| {
-        let Some(oid) = int(&args[0]) else {
-            return Ok(utf8(None));
-        };
-        let typmod = int(&args[1]).unwrap_or(-1) as i32;
-        Ok(utf8(Some(pgtype::format_type(oid as u32, typmod))))
-    }))?;
+    add(udf(
+        "format_type",
+        &[],
+        2..=2,
+        DataType::Utf8,
+        Volatility::Stable,
+        |args| {
+            let Some(oid) = int(&args[0]) else {
+                return Ok(utf8(None));
+            };
+            let typmod = int(&args[1]).unwrap_or(-1) as i32;
+            Ok(utf8(Some(pgtype::format_type(oid as u32, typmod))))
+        },
+    ))?;
     for (name, range) in [
         ("pg_get_expr", 2..=3),
         ("pg_get_indexdef", 1..=3),
@@ -401,20 +449,47 @@ pub fn register(state: &mut SessionState, session: &Arc<SessionCatalog>, pid: i3
         ("shobj_description", 2..=2),
     ] {
         // We have no expressions, indexes, constraints, views or comments to describe.
-        add(udf(name, &[], range, DataType::Utf8, Volatility::Stable, |_| Ok(utf8(None))))?;
+        add(udf(
+            name,
+            &[],
+            range,
+            DataType::Utf8,
+            Volatility::Stable,
+            |_| Ok(utf8(None)),
+        ))?;
     }
-    add(udf("pg_encoding_to_char", &[], 1..=1, DataType::Utf8, Volatility::Immutable, |args| {
-        Ok(utf8(int(&args[0]).map(|e| match e {
-            0 => "SQL_ASCII".to_string(),
-            6 => "UTF8".to_string(),
-            _ => String::new(),
-        })))
-    }))?;
-    add(udf("pg_char_to_encoding", &[], 1..=1, DataType::Int32, Volatility::Immutable, |args| {
-        Ok(ScalarValue::Int32(text(&args[0]).map(|e| {
-            if e.eq_ignore_ascii_case("UTF8") { 6 } else if e.eq_ignore_ascii_case("SQL_ASCII") { 0 } else { -1 }
-        })))
-    }))?;
+    add(udf(
+        "pg_encoding_to_char",
+        &[],
+        1..=1,
+        DataType::Utf8,
+        Volatility::Immutable,
+        |args| {
+            Ok(utf8(int(&args[0]).map(|e| match e {
+                0 => "SQL_ASCII".to_string(),
+                6 => "UTF8".to_string(),
+                _ => String::new(),
+            })))
+        },
+    ))?;
+    add(udf(
+        "pg_char_to_encoding",
+        &[],
+        1..=1,
+        DataType::Int32,
+        Volatility::Immutable,
+        |args| {
+            Ok(ScalarValue::Int32(text(&args[0]).map(|e| {
+                if e.eq_ignore_ascii_case("UTF8") {
+                    6
+                } else if e.eq_ignore_ascii_case("SQL_ASCII") {
+                    0
+                } else {
+                    -1
+                }
+            })))
+        },
+    ))?;
     {
         let session = session.clone();
         add(udf(
@@ -429,60 +504,111 @@ pub fn register(state: &mut SessionState, session: &Arc<SessionCatalog>, pid: i3
                 };
                 let rels = relations(&session);
                 Ok(ScalarValue::Int64(
-                    rels.iter()
-                        .find(|r| i64::from(r.oid) == oid)
-                        .map(|r| match r.lake.as_ref().map(|e| &e.status) {
+                    rels.iter().find(|r| i64::from(r.oid) == oid).map(|r| {
+                        match r.lake.as_ref().map(|e| &e.status) {
                             Some(TableStatus::Ready(ready)) => ready.n_files as i64 * 8192,
                             _ => 0,
-                        }),
+                        }
+                    }),
                 ))
             },
         ))?;
     }
-    add(udf("pg_indexes_size", &[], 1..=1, DataType::Int64, Volatility::Volatile, |_| {
-        Ok(ScalarValue::Int64(Some(0)))
-    }))?;
-    add(udf("pg_size_pretty", &[], 1..=1, DataType::Utf8, Volatility::Immutable, |args| {
-        Ok(utf8(int(&args[0]).map(size_pretty)))
-    }))?;
+    add(udf(
+        "pg_indexes_size",
+        &[],
+        1..=1,
+        DataType::Int64,
+        Volatility::Volatile,
+        |_| Ok(ScalarValue::Int64(Some(0))),
+    ))?;
+    add(udf(
+        "pg_size_pretty",
+        &[],
+        1..=1,
+        DataType::Utf8,
+        Volatility::Immutable,
+        |args| Ok(utf8(int(&args[0]).map(size_pretty))),
+    ))?;
     for name in ["pg_is_in_recovery", "pg_relation_is_publishable"] {
-        add(udf(name, &[], 0..=1, DataType::Boolean, Volatility::Stable, |_| {
-            Ok(ScalarValue::Boolean(Some(false)))
-        }))?;
+        add(udf(
+            name,
+            &[],
+            0..=1,
+            DataType::Boolean,
+            Volatility::Stable,
+            |_| Ok(ScalarValue::Boolean(Some(false))),
+        ))?;
     }
-    add(udf("pg_advisory_unlock_all", &[], 0..=0, DataType::Null, Volatility::Volatile, |_| {
-        Ok(ScalarValue::Null)
-    }))?;
-    add(udf("quote_ident", &[], 1..=1, DataType::Utf8, Volatility::Immutable, |args| {
-        Ok(utf8(text(&args[0]).map(|t| {
-            let plain = t.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-                && t.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-            if plain { t } else { format!("\"{}\"", t.replace('"', "\"\"")) }
-        })))
-    }))?;
-    add(udf("quote_literal", &[], 1..=1, DataType::Utf8, Volatility::Immutable, |args| {
-        Ok(utf8(text(&args[0]).map(|t| {
-            if t.contains('\\') {
-                format!("E'{}'", t.replace('\\', "\\\\").replace('\'', "''"))
-            } else {
-                format!("'{}'", t.replace('\'', "''"))
-            }
-        })))
-    }))?;
+    add(udf(
+        "pg_advisory_unlock_all",
+        &[],
+        0..=0,
+        DataType::Null,
+        Volatility::Volatile,
+        |_| Ok(ScalarValue::Null),
+    ))?;
+    add(udf(
+        "quote_ident",
+        &[],
+        1..=1,
+        DataType::Utf8,
+        Volatility::Immutable,
+        |args| {
+            Ok(utf8(text(&args[0]).map(|t| {
+                let plain = t
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+                    && t.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                if plain {
+                    t
+                } else {
+                    format!("\"{}\"", t.replace('"', "\"\""))
+                }
+            })))
+        },
+    ))?;
+    add(udf(
+        "quote_literal",
+        &[],
+        1..=1,
+        DataType::Utf8,
+        Volatility::Immutable,
+        |args| {
+            Ok(utf8(text(&args[0]).map(|t| {
+                if t.contains('\\') {
+                    format!("E'{}'", t.replace('\\', "\\\\").replace('\'', "''"))
+                } else {
+                    format!("'{}'", t.replace('\'', "''"))
+                }
+            })))
+        },
+    ))?;
     for (name, upper) in [("array_lower", false), ("array_upper", true)] {
-        add(udf(name, &[], 2..=2, DataType::Int32, Volatility::Immutable, move |args| {
-            let len = match &args[0] {
-                ScalarValue::List(list) if !list.is_null(0) => Some(list.value(0).len()),
-                ScalarValue::LargeList(list) if !list.is_null(0) => Some(list.value(0).len()),
-                ScalarValue::FixedSizeList(list) if !list.is_null(0) => Some(list.value(0).len()),
-                _ => None,
-            };
-            let dim = int(&args[1]);
-            Ok(ScalarValue::Int32(match (len, dim) {
-                (Some(len), Some(1)) if len > 0 => Some(if upper { len as i32 } else { 1 }),
-                _ => None,
-            }))
-        }))?;
+        add(udf(
+            name,
+            &[],
+            2..=2,
+            DataType::Int32,
+            Volatility::Immutable,
+            move |args| {
+                let len = match &args[0] {
+                    ScalarValue::List(list) if !list.is_null(0) => Some(list.value(0).len()),
+                    ScalarValue::LargeList(list) if !list.is_null(0) => Some(list.value(0).len()),
+                    ScalarValue::FixedSizeList(list) if !list.is_null(0) => {
+                        Some(list.value(0).len())
+                    }
+                    _ => None,
+                };
+                let dim = int(&args[1]);
+                Ok(ScalarValue::Int32(match (len, dim) {
+                    (Some(len), Some(1)) if len > 0 => Some(if upper { len as i32 } else { 1 }),
+                    _ => None,
+                }))
+            },
+        ))?;
     }
     {
         let session = session.clone();
@@ -496,7 +622,11 @@ pub fn register(state: &mut SessionState, session: &Arc<SessionCatalog>, pid: i3
                 let name = text(&args[0]).unwrap_or_default().to_lowercase();
                 let missing_ok = args.get(1).and_then(boolean).unwrap_or(false);
                 let settings = session.settings();
-                match settings.values.iter().find(|(k, _)| k.to_lowercase() == name) {
+                match settings
+                    .values
+                    .iter()
+                    .find(|(k, _)| k.to_lowercase() == name)
+                {
                     Some((_, v)) => Ok(utf8(Some(v.clone()))),
                     None if missing_ok => Ok(utf8(None)),
                     None => Err(query_error(QueryError::new(
@@ -513,9 +643,17 @@ pub fn register(state: &mut SessionState, session: &Arc<SessionCatalog>, pid: i3
             "pg_postmaster_start_time",
             &[],
             0..=0,
-            DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into())),
+            DataType::Timestamp(
+                datafusion::arrow::datatypes::TimeUnit::Microsecond,
+                Some("UTC".into()),
+            ),
             Volatility::Stable,
-            move |_| Ok(ScalarValue::TimestampMicrosecond(Some(started), Some("UTC".into()))),
+            move |_| {
+                Ok(ScalarValue::TimestampMicrosecond(
+                    Some(started),
+                    Some("UTC".into()),
+                ))
+            },
         ))?;
     }
     add(ScalarUDF::new_from_impl(MoreThanOneRow::new()))?;
@@ -632,7 +770,9 @@ fn register_privilege_functions(
             if column {
                 let column = text(&args[1]).unwrap_or_default();
                 return Ok(ScalarValue::Boolean(Some(
-                    rel.columns.iter().any(|(name, ..)| *name == column.to_lowercase()),
+                    rel.columns
+                        .iter()
+                        .any(|(name, ..)| *name == column.to_lowercase()),
                 )));
             }
             // `relations` lists only what the user may read.
@@ -641,87 +781,132 @@ fn register_privilege_functions(
     };
     {
         let f = table_fn.clone();
-        add(udf("has_table_privilege", &[], 2..=3, DataType::Boolean, Volatility::Stable, move |args| f(args, false)))?;
+        add(udf(
+            "has_table_privilege",
+            &[],
+            2..=3,
+            DataType::Boolean,
+            Volatility::Stable,
+            move |args| f(args, false),
+        ))?;
     }
     {
         let f = table_fn.clone();
-        add(udf("has_any_column_privilege", &[], 2..=3, DataType::Boolean, Volatility::Stable, move |args| f(args, false)))?;
+        add(udf(
+            "has_any_column_privilege",
+            &[],
+            2..=3,
+            DataType::Boolean,
+            Volatility::Stable,
+            move |args| f(args, false),
+        ))?;
     }
     {
         let f = table_fn;
-        add(udf("has_column_privilege", &[], 3..=4, DataType::Boolean, Volatility::Stable, move |args| f(args, true)))?;
+        add(udf(
+            "has_column_privilege",
+            &[],
+            3..=4,
+            DataType::Boolean,
+            Volatility::Stable,
+            move |args| f(args, true),
+        ))?;
     }
     {
         let session = session.clone();
         let is_self = is_self.clone();
-        add(udf("has_schema_privilege", &[], 2..=3, DataType::Boolean, Volatility::Stable, move |args| {
-            let args = if args.len() == 3 {
-                if !is_self(&args[0]) {
-                    return Ok(ScalarValue::Boolean(None));
+        add(udf(
+            "has_schema_privilege",
+            &[],
+            2..=3,
+            DataType::Boolean,
+            Volatility::Stable,
+            move |args| {
+                let args = if args.len() == 3 {
+                    if !is_self(&args[0]) {
+                        return Ok(ScalarValue::Boolean(None));
+                    }
+                    &args[1..]
+                } else {
+                    args
+                };
+                if !wants_select(&text(&args[1]).unwrap_or_default()) {
+                    return Ok(ScalarValue::Boolean(Some(false)));
                 }
-                &args[1..]
-            } else {
-                args
-            };
-            if !wants_select(&text(&args[1]).unwrap_or_default()) {
-                return Ok(ScalarValue::Boolean(Some(false)));
-            }
-            let pinned = session.pinned();
-            let schema = match &args[0] {
-                ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => Some(s.to_lowercase()),
-                other => int(other).and_then(|oid| {
-                    crate::catalog::system::pg_catalog::namespaces(&session)
-                        .into_iter()
-                        .find(|(o, _)| i64::from(*o) == oid)
-                        .map(|(_, name)| name)
-                }),
-            };
-            Ok(ScalarValue::Boolean(schema.map(|s| {
-                s == "pg_catalog" || s == "information_schema" || pinned.schema_visible(&s)
-            })))
-        }))?;
+                let pinned = session.pinned();
+                let schema = match &args[0] {
+                    ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
+                        Some(s.to_lowercase())
+                    }
+                    other => int(other).and_then(|oid| {
+                        crate::catalog::system::pg_catalog::namespaces(&session)
+                            .into_iter()
+                            .find(|(o, _)| i64::from(*o) == oid)
+                            .map(|(_, name)| name)
+                    }),
+                };
+                Ok(ScalarValue::Boolean(schema.map(|s| {
+                    s == "pg_catalog" || s == "information_schema" || pinned.schema_visible(&s)
+                })))
+            },
+        ))?;
     }
     {
         let session = session.clone();
-        add(udf("has_database_privilege", &[], 2..=3, DataType::Boolean, Volatility::Stable, move |args| {
-            let args = if args.len() == 3 {
-                if !is_self(&args[0]) {
-                    return Ok(ScalarValue::Boolean(None));
+        add(udf(
+            "has_database_privilege",
+            &[],
+            2..=3,
+            DataType::Boolean,
+            Volatility::Stable,
+            move |args| {
+                let args = if args.len() == 3 {
+                    if !is_self(&args[0]) {
+                        return Ok(ScalarValue::Boolean(None));
+                    }
+                    &args[1..]
+                } else {
+                    args
+                };
+                let database_matches = match &args[0] {
+                    ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
+                        s.eq_ignore_ascii_case(crate::config::DATABASE_NAME)
+                    }
+                    other => int(other) == Some(i64::from(database_oid())),
+                };
+                if !database_matches {
+                    return Err(query_error(QueryError::new(
+                        code::INVALID_CATALOG_NAME,
+                        "database does not exist",
+                    )));
                 }
-                &args[1..]
-            } else {
-                args
-            };
-            let database_matches = match &args[0] {
-                ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-                    s.eq_ignore_ascii_case(crate::config::DATABASE_NAME)
-                }
-                other => int(other) == Some(i64::from(database_oid())),
-            };
-            if !database_matches {
-                return Err(query_error(QueryError::new(
-                    code::INVALID_CATALOG_NAME,
-                    "database does not exist",
-                )));
-            }
-            let pinned = session.pinned();
-            Ok(ScalarValue::Boolean(Some(
-                wants_select(&text(&args[1]).unwrap_or_default())
-                    && pinned.policy.policy.database_granted(&pinned.principal),
-            )))
-        }))?;
+                let pinned = session.pinned();
+                Ok(ScalarValue::Boolean(Some(
+                    wants_select(&text(&args[1]).unwrap_or_default())
+                        && pinned.policy.policy.database_granted(&pinned.principal),
+                )))
+            },
+        ))?;
     }
     Ok(())
 }
 
 /// Functions behind `::regclass`, `::regtype`, `::regnamespace`, `::regrole`, `::regproc` and
 /// `to_regclass`/`to_regtype` (the `compat` rewrite turns the casts into these calls).
-fn register_reg_casts(add: &mut impl FnMut(ScalarUDF) -> Result<()>, session: &Arc<SessionCatalog>) -> Result<()> {
+fn register_reg_casts(
+    add: &mut impl FnMut(ScalarUDF) -> Result<()>,
+    session: &Arc<SessionCatalog>,
+) -> Result<()> {
     let oid_type = DataType::UInt32;
     for (name, strict) in [("__lh_regclass", true), ("to_regclass", false)] {
         let session = session.clone();
-        add(udf(name, &[], 1..=1, oid_type.clone(), Volatility::Stable, move |args| {
-            match &args[0] {
+        add(udf(
+            name,
+            &[],
+            1..=1,
+            oid_type.clone(),
+            Volatility::Stable,
+            move |args| match &args[0] {
                 ScalarValue::Utf8(Some(n)) | ScalarValue::Utf8View(Some(n)) => {
                     if let Ok(oid) = n.trim().parse::<u32>() {
                         return Ok(ScalarValue::UInt32(Some(oid)));
@@ -733,12 +918,17 @@ fn register_reg_casts(add: &mut impl FnMut(ScalarUDF) -> Result<()>, session: &A
                     }
                 }
                 other => Ok(ScalarValue::UInt32(int(other).map(|v| v as u32))),
-            }
-        }))?;
+            },
+        ))?;
     }
     for (name, strict) in [("__lh_regtype", true), ("to_regtype", false)] {
-        add(udf(name, &[], 1..=1, oid_type.clone(), Volatility::Stable, move |args| {
-            match &args[0] {
+        add(udf(
+            name,
+            &[],
+            1..=1,
+            oid_type.clone(),
+            Volatility::Stable,
+            move |args| match &args[0] {
                 ScalarValue::Utf8(Some(n)) | ScalarValue::Utf8View(Some(n)) => {
                     let lookup = type_oid_by_sql_name(n);
                     match lookup {
@@ -751,13 +941,18 @@ fn register_reg_casts(add: &mut impl FnMut(ScalarUDF) -> Result<()>, session: &A
                     }
                 }
                 other => Ok(ScalarValue::UInt32(int(other).map(|v| v as u32))),
-            }
-        }))?;
+            },
+        ))?;
     }
     {
         let session = session.clone();
-        add(udf("__lh_regnamespace", &[], 1..=1, oid_type.clone(), Volatility::Stable, move |args| {
-            match &args[0] {
+        add(udf(
+            "__lh_regnamespace",
+            &[],
+            1..=1,
+            oid_type.clone(),
+            Volatility::Stable,
+            move |args| match &args[0] {
                 ScalarValue::Utf8(Some(n)) | ScalarValue::Utf8View(Some(n)) => {
                     let name = split_qualified(n).pop().unwrap_or_default();
                     let found = crate::catalog::system::pg_catalog::namespaces(&session)
@@ -773,13 +968,18 @@ fn register_reg_casts(add: &mut impl FnMut(ScalarUDF) -> Result<()>, session: &A
                     }
                 }
                 other => Ok(ScalarValue::UInt32(int(other).map(|v| v as u32))),
-            }
-        }))?;
+            },
+        ))?;
     }
     {
         let session = session.clone();
-        add(udf("__lh_regrole", &[], 1..=1, oid_type.clone(), Volatility::Stable, move |args| {
-            match &args[0] {
+        add(udf(
+            "__lh_regrole",
+            &[],
+            1..=1,
+            oid_type.clone(),
+            Volatility::Stable,
+            move |args| match &args[0] {
                 ScalarValue::Utf8(Some(n)) | ScalarValue::Utf8View(Some(n)) => {
                     let pinned = session.pinned();
                     let name = n.to_lowercase();
@@ -787,7 +987,11 @@ fn register_reg_casts(add: &mut impl FnMut(ScalarUDF) -> Result<()>, session: &A
                         || name == pinned.principal.user.to_lowercase()
                         || pinned.principal.memberships.contains(&name);
                     if known {
-                        Ok(ScalarValue::UInt32(Some(if name == OWNER_NAME { OWNER_OID } else { role_oid(&name) })))
+                        Ok(ScalarValue::UInt32(Some(if name == OWNER_NAME {
+                            OWNER_OID
+                        } else {
+                            role_oid(&name)
+                        })))
                     } else {
                         Err(query_error(QueryError::new(
                             code::UNDEFINED_OBJECT,
@@ -796,19 +1000,32 @@ fn register_reg_casts(add: &mut impl FnMut(ScalarUDF) -> Result<()>, session: &A
                     }
                 }
                 other => Ok(ScalarValue::UInt32(int(other).map(|v| v as u32))),
-            }
-        }))?;
+            },
+        ))?;
     }
-    add(udf("__lh_regproc", &[], 1..=1, oid_type, Volatility::Stable, |args| match &args[0] {
-        ScalarValue::Utf8(Some(n)) | ScalarValue::Utf8View(Some(n)) => {
-            let name = split_qualified(n).pop().unwrap_or_default();
-            Ok(ScalarValue::UInt32(
-                pgtype::builtin::PROCS.iter().find(|p| p.name == name).map(|p| p.oid),
-            ))
-        }
-        other => Ok(ScalarValue::UInt32(int(other).map(|v| v as u32))),
-    }))?;
-    let _ = (namespace_oid("x"), system_relation_oid("pg_catalog", "pg_class"));
+    add(udf(
+        "__lh_regproc",
+        &[],
+        1..=1,
+        oid_type,
+        Volatility::Stable,
+        |args| match &args[0] {
+            ScalarValue::Utf8(Some(n)) | ScalarValue::Utf8View(Some(n)) => {
+                let name = split_qualified(n).pop().unwrap_or_default();
+                Ok(ScalarValue::UInt32(
+                    pgtype::builtin::PROCS
+                        .iter()
+                        .find(|p| p.name == name)
+                        .map(|p| p.oid),
+                ))
+            }
+            other => Ok(ScalarValue::UInt32(int(other).map(|v| v as u32))),
+        },
+    ))?;
+    let _ = (
+        namespace_oid("x"),
+        system_relation_oid("pg_catalog", "pg_class"),
+    );
     Ok(())
 }
 
@@ -851,9 +1068,15 @@ mod tests {
 
     #[test]
     fn qualified_names() {
-        assert_eq!(split_qualified("dbo.Dim_Patient"), vec!["dbo", "dim_patient"]);
+        assert_eq!(
+            split_qualified("dbo.Dim_Patient"),
+            vec!["dbo", "dim_patient"]
+        );
         assert_eq!(split_qualified("\"Odd.Name\""), vec!["Odd.Name"]);
-        assert_eq!(split_qualified("pg_catalog.\"pg_class\""), vec!["pg_catalog", "pg_class"]);
+        assert_eq!(
+            split_qualified("pg_catalog.\"pg_class\""),
+            vec!["pg_catalog", "pg_class"]
+        );
     }
 
     #[test]

@@ -10,7 +10,10 @@ use crate::policy::{ColumnAccess, Policy, TableAccess};
 
 /// Plans each mask and row filter of `policy` alone against its table (tables not in the lake
 /// yet are skipped; they are checked when they appear). Returns the problems found.
-pub async fn check_expressions(policy: &Policy, catalog: &std::sync::Arc<CatalogState>) -> Diagnostics {
+pub async fn check_expressions(
+    policy: &Policy,
+    catalog: &std::sync::Arc<CatalogState>,
+) -> Diagnostics {
     let mut diagnostics = Diagnostics::default();
     let base = super::base_state();
     let state = SessionStateBuilder::new_from_existing(base).build();
@@ -36,7 +39,11 @@ pub async fn check_expressions(policy: &Policy, catalog: &std::sync::Arc<Catalog
         else {
             continue;
         };
-        if let Err(message) = mask_sql(&mask.kind, &format!("\"{}\"", field.name()), field.data_type()) {
+        if let Err(message) = mask_sql(
+            &mask.kind,
+            &format!("\"{}\"", field.name()),
+            field.data_type(),
+        ) {
             diagnostics.push(Diagnostic::at(mask.origin.clone(), message));
             continue;
         }
@@ -59,7 +66,12 @@ pub async fn check_expressions(policy: &Policy, catalog: &std::sync::Arc<Catalog
         if let Err(err) = policy_subplan(&state, entry, &access).await {
             diagnostics.push(Diagnostic::at(
                 mask.origin.clone(),
-                format!("mask does not plan against \"{}.{}\": {}", mask.schema, mask.table, detail(&err)),
+                format!(
+                    "mask does not plan against \"{}.{}\": {}",
+                    mask.schema,
+                    mask.table,
+                    detail(&err)
+                ),
             ));
         }
     }
@@ -105,7 +117,9 @@ impl datafusion::logical_expr::ScalarUDFImpl for CheckUser {
         static SIGNATURE: std::sync::OnceLock<datafusion::logical_expr::Signature> =
             std::sync::OnceLock::new();
         SIGNATURE.get_or_init(|| {
-            datafusion::logical_expr::Signature::nullary(datafusion::logical_expr::Volatility::Stable)
+            datafusion::logical_expr::Signature::nullary(
+                datafusion::logical_expr::Volatility::Stable,
+            )
         })
     }
     fn return_type(

@@ -15,12 +15,12 @@ use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{Expr, Ident, SelectItem, SetExpr, Statement};
 
+use super::Engine;
 use super::classify::{self, Action};
 use super::enforce::{self, AccessReport};
 use super::error::{QueryError, code};
 use super::exec::{self, RowStream};
 use super::settings::{Changed, Settings};
-use super::Engine;
 use crate::audit::AuditRecord;
 use crate::catalog::session::{Pinned, SessionCatalog, SessionCatalogList};
 use crate::pgtype::{self, PgType};
@@ -77,8 +77,6 @@ struct Planned {
     access: AccessReport,
     catalog_generation: u64,
     policy_generation: u64,
-    /// Planned for EXPLAIN ANALYZE.
-    analyze: bool,
 }
 
 /// The outcome of executing a statement.
@@ -140,7 +138,11 @@ pub struct QuerySession {
 
 impl std::fmt::Debug for QuerySession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "QuerySession(pid={}, user={})", self.info.pid, self.info.user)
+        write!(
+            f,
+            "QuerySession(pid={}, user={})",
+            self.info.pid, self.info.user
+        )
     }
 }
 
@@ -263,7 +265,11 @@ impl QuerySession {
                 };
                 prepared.fields = Some(match name {
                     Some(_) => vec![text_field(&column)],
-                    None => vec![text_field("name"), text_field("setting"), text_field("description")],
+                    None => vec![
+                        text_field("name"),
+                        text_field("setting"),
+                        text_field("description"),
+                    ],
                 });
                 return Ok(());
             }
@@ -320,7 +326,6 @@ impl QuerySession {
             access,
             catalog_generation: pinned.catalog.generation,
             policy_generation: pinned.policy.generation,
-            analyze,
         });
         Ok(())
     }
@@ -337,15 +342,17 @@ impl QuerySession {
             && planned.policy_generation == policy_generation
         {
             // Still the pinned state of the plan: make the session's view match it.
-            self.catalog
-                .pin()
-                .map_err(|err| QueryError::new(code::INVALID_AUTHORIZATION, err.to_string()).fatal())?;
+            self.catalog.pin().map_err(|err| {
+                QueryError::new(code::INVALID_AUTHORIZATION, err.to_string()).fatal()
+            })?;
             return Ok(());
         }
         let before = prepared.fields.clone();
         self.plan_prepared(prepared).await?;
         if before.as_ref().map(|f| f.len()) != prepared.fields.as_ref().map(|f| f.len()) {
-            return Err(QueryError::unsupported("cached plan must not change result type"));
+            return Err(QueryError::unsupported(
+                "cached plan must not change result type",
+            ));
         }
         Ok(())
     }
@@ -398,10 +405,9 @@ impl QuerySession {
         match prepared.action.clone() {
             Action::Query(_) | Action::Explain { .. } => {
                 self.refresh(prepared).await?;
-                let planned = prepared
-                    .planned
-                    .as_ref()
-                    .ok_or_else(|| QueryError::internal(ticket.query_id, &"statement was not planned"))?;
+                let planned = prepared.planned.as_ref().ok_or_else(|| {
+                    QueryError::internal(ticket.query_id, &"statement was not planned")
+                })?;
                 if params.len() != prepared.param_types.len() {
                     return Err(QueryError::new(
                         code::PROTOCOL_VIOLATION,
@@ -421,7 +427,6 @@ impl QuerySession {
                         .with_param_values(params)
                         .map_err(|e| QueryError::from_datafusion(e, ticket.query_id))?
                 };
-                let _ = planned.analyze;
                 ticket.access = planned.access.clone();
                 let permit = self.engine.query_slot().await;
                 let stream = exec::start(
@@ -481,7 +486,11 @@ impl QuerySession {
             }
             Action::Commit => {
                 // COMMIT of a failed block is a ROLLBACK, as in PostgreSQL.
-                let tag = if self.tx == TxState::Failed { "ROLLBACK" } else { "COMMIT" };
+                let tag = if self.tx == TxState::Failed {
+                    "ROLLBACK"
+                } else {
+                    "COMMIT"
+                };
                 self.tx = TxState::Idle;
                 Ok(command(tag, Vec::new(), ticket))
             }
@@ -525,16 +534,16 @@ impl QuerySession {
     pub fn record(&self, ticket: Ticket, n_rows: u64, result: Result<(), &QueryError>) {
         let (outcome, sqlstate) = match result {
             Ok(()) => ("ok".to_string(), code::SUCCESSFUL.to_string()),
-            Err(err) if err.code == code::QUERY_CANCELED => ("canceled".to_string(), err.code.to_string()),
+            Err(err) if err.code == code::QUERY_CANCELED => {
+                ("canceled".to_string(), err.code.to_string())
+            }
             Err(err) => ("error".to_string(), err.code.to_string()),
         };
-        let kind = if outcome == "error" && ticket.kind == "select" && n_rows == 0 && ticket.access.tables.is_empty() {
-            ticket.kind.clone()
-        } else {
-            ticket.kind.clone()
-        };
+        let kind = ticket.kind.clone();
         let record = AuditRecord {
-            time: ticket.started_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            time: ticket
+                .started_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             time_micros: ticket.started_at.timestamp_micros(),
             session_id: self.info.pid,
             query_id: ticket.query_id,
@@ -548,10 +557,7 @@ impl QuerySession {
             kind,
             statement: ticket.text,
             tables: ticket.access.tables.into_iter().collect(),
-            columns: ticket
-                .columns
-                .map(|c| c.lock().clone())
-                .unwrap_or_default(),
+            columns: ticket.columns.map(|c| c.lock().clone()).unwrap_or_default(),
             row_filters: ticket.access.row_filters.into_iter().collect(),
             masks: ticket.access.masks.into_iter().collect(),
             versions: ticket
@@ -653,7 +659,6 @@ fn parameter_types(plan: &LogicalPlan, declared: &[u32]) -> Result<Vec<u32>, Que
         })
     })
     .map_err(|e| QueryError::from_datafusion(e, 0))?;
-    let _ = found;
     Ok((1..=max_index)
         .map(|n| {
             let declared_oid = declared.get(n - 1).copied().unwrap_or(0);
@@ -693,7 +698,8 @@ fn postgres_column_names(statement: &mut Statement) -> Option<Vec<Option<String>
         match item {
             SelectItem::UnnamedExpr(expr) => {
                 let name = figure_column_name(expr);
-                let is_plain_column = matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
+                let is_plain_column =
+                    matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
                 if is_plain_column {
                     used.insert(name.clone());
                     names.push(Some(name));
@@ -760,13 +766,17 @@ fn figure_column_name(expr: &Expr) -> String {
             .0
             .last()
             .map(|p| match p {
-                datafusion::sql::sqlparser::ast::ObjectNamePart::Identifier(i) => i.value.to_lowercase(),
+                datafusion::sql::sqlparser::ast::ObjectNamePart::Identifier(i) => {
+                    i.value.to_lowercase()
+                }
                 other => other.to_string(),
             })
             .unwrap_or_else(|| "?column?".to_string()),
         // A cast names the column after its argument when that has a name, else after the
         // target type (`1.5::float8` is "float8", `date '...'` is "date").
-        Expr::Cast { expr, data_type, .. } => match figure_column_name(expr).as_str() {
+        Expr::Cast {
+            expr, data_type, ..
+        } => match figure_column_name(expr).as_str() {
             "?column?" => type_column_name(&data_type.to_string()),
             name => name.to_string(),
         },
@@ -810,7 +820,10 @@ mod tests {
     fn column_names_like_postgres() {
         let got = names("select count(*), count(*), 1, a.b, lower(x), x::int, case when true then 1 end, y as z from t a").unwrap();
         let got: Vec<String> = got.into_iter().map(|n| n.unwrap()).collect();
-        assert_eq!(got, ["count", "count", "?column?", "b", "lower", "x", "case", "z"]);
+        assert_eq!(
+            got,
+            ["count", "count", "?column?", "b", "lower", "x", "case", "z"]
+        );
         let got = names("select ii.COLUMN_NAME, X AS DATA_TYPE, \"Quoted\", c.oid::pg_catalog.regclass from t ii").unwrap();
         let got: Vec<String> = got.into_iter().map(|n| n.unwrap()).collect();
         assert_eq!(got, ["column_name", "data_type", "Quoted", "oid"]);

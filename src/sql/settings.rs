@@ -46,7 +46,11 @@ const KNOWN: &[(&str, &str, Kind)] = &[
     ("client_encoding", "UTF8", Kind::Checked),
     ("client_min_messages", "notice", Kind::Ignored),
     ("DateStyle", "ISO, MDY", Kind::Checked),
-    ("default_transaction_isolation", "read committed", Kind::Ignored),
+    (
+        "default_transaction_isolation",
+        "read committed",
+        Kind::Ignored,
+    ),
     ("default_transaction_read_only", "on", Kind::ReadOnly),
     ("extra_float_digits", "1", Kind::Checked),
     ("geqo", "on", Kind::Ignored),
@@ -68,8 +72,16 @@ const KNOWN: &[(&str, &str, Kind)] = &[
     ("row_security", "on", Kind::ReadOnly),
     ("search_path", "\"$user\", dbo", Kind::Checked),
     ("server_encoding", "UTF8", Kind::ReadOnly),
-    ("server_version", crate::pgtype::SERVER_VERSION, Kind::ReadOnly),
-    ("server_version_num", crate::pgtype::SERVER_VERSION_NUM, Kind::ReadOnly),
+    (
+        "server_version",
+        crate::pgtype::SERVER_VERSION,
+        Kind::ReadOnly,
+    ),
+    (
+        "server_version_num",
+        crate::pgtype::SERVER_VERSION_NUM,
+        Kind::ReadOnly,
+    ),
     ("session_authorization", "", Kind::ReadOnly),
     ("standard_conforming_strings", "on", Kind::Checked),
     ("statement_timeout", "0", Kind::Checked),
@@ -131,9 +143,15 @@ impl Settings {
 
     /// Applies startup-message parameters (`application_name`, `DateStyle`, ...). Unknown ones
     /// are ignored, as PostgreSQL clients send some only for PostgreSQL's sake.
-    pub fn apply_startup(&mut self, parameters: &BTreeMap<String, String>) -> Result<(), QueryError> {
+    pub fn apply_startup(
+        &mut self,
+        parameters: &BTreeMap<String, String>,
+    ) -> Result<(), QueryError> {
         for (name, value) in parameters {
-            if matches!(name.as_str(), "user" | "database" | "options" | "replication") {
+            if matches!(
+                name.as_str(),
+                "user" | "database" | "options" | "replication"
+            ) {
                 continue;
             }
             if let Some(canonical) = canonical(name)
@@ -177,7 +195,12 @@ impl Settings {
 
     /// `search_path` as a list of schema names (`$user` kept).
     pub fn search_path(&self) -> Vec<String> {
-        parse_search_path(self.values.get("search_path").map(String::as_str).unwrap_or(""))
+        parse_search_path(
+            self.values
+                .get("search_path")
+                .map(String::as_str)
+                .unwrap_or(""),
+        )
     }
 
     /// `SET name = value`. Returns what changed among reported settings.
@@ -258,7 +281,11 @@ impl Settings {
         match kind_of(name) {
             Some(Kind::ReadOnly) => {
                 // Setting a read-only value to what it already is, is harmless (JDBC does it).
-                if self.values.get(name).is_some_and(|v| v.eq_ignore_ascii_case(trimmed)) {
+                if self
+                    .values
+                    .get(name)
+                    .is_some_and(|v| v.eq_ignore_ascii_case(trimmed))
+                {
                     return Ok(trimmed.to_string());
                 }
                 Err(read_only(name))
@@ -275,7 +302,11 @@ impl Settings {
                 }
                 "DateStyle" => {
                     let upper = trimmed.to_uppercase();
-                    if upper.starts_with("ISO") || upper == "MDY" || upper == "YMD" || upper.is_empty() {
+                    if upper.starts_with("ISO")
+                        || upper == "MDY"
+                        || upper == "YMD"
+                        || upper.is_empty()
+                    {
                         Ok("ISO, MDY".to_string())
                     } else {
                         Err(invalid("only the ISO date style is supported"))
@@ -292,18 +323,32 @@ impl Settings {
                     let upper = trimmed.to_uppercase();
                     if matches!(
                         upper.as_str(),
-                        "UTC" | "GMT" | "ETC/UTC" | "Z" | "ZULU" | "UCT" | "+00" | "+00:00" | "0" | "DEFAULT" | "LOCAL"
+                        "UTC"
+                            | "GMT"
+                            | "ETC/UTC"
+                            | "Z"
+                            | "ZULU"
+                            | "UCT"
+                            | "+00"
+                            | "+00:00"
+                            | "0"
+                            | "DEFAULT"
+                            | "LOCAL"
                     ) {
                         Ok("UTC".to_string())
                     } else {
-                        Err(invalid("times are served in UTC; only the UTC time zone is supported"))
+                        Err(invalid(
+                            "times are served in UTC; only the UTC time zone is supported",
+                        ))
                     }
                 }
                 "standard_conforming_strings" => {
                     if matches!(trimmed.to_lowercase().as_str(), "on" | "true" | "1") {
                         Ok("on".to_string())
                     } else {
-                        Err(invalid("only standard_conforming_strings = on is supported"))
+                        Err(invalid(
+                            "only standard_conforming_strings = on is supported",
+                        ))
                     }
                 }
                 "bytea_output" => {
@@ -324,8 +369,14 @@ impl Settings {
                 "search_path" => Ok(parse_search_path(value)
                     .iter()
                     .map(|s| {
-                        let plain = s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-                        if plain { s.clone() } else { format!("\"{}\"", s.replace('"', "\"\"")) }
+                        let plain = s
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                        if plain {
+                            s.clone()
+                        } else {
+                            format!("\"{}\"", s.replace('"', "\"\""))
+                        }
                     })
                     .collect::<Vec<_>>()
                     .join(", ")),
@@ -338,22 +389,26 @@ impl Settings {
     pub fn reported(&self) -> Vec<(String, String)> {
         REPORTED
             .iter()
-            .map(|name| (name.to_string(), self.values.get(*name).cloned().unwrap_or_default()))
+            .map(|name| {
+                (
+                    name.to_string(),
+                    self.values.get(*name).cloned().unwrap_or_default(),
+                )
+            })
             .collect()
     }
 }
 
 fn read_only(name: &str) -> QueryError {
-    QueryError::new(
-        "55P02",
-        format!("parameter \"{name}\" cannot be changed"),
-    )
+    QueryError::new("55P02", format!("parameter \"{name}\" cannot be changed"))
 }
 
 /// Parses `5000`, `5s`, `250ms`, `2min`, `1h` into milliseconds (PostgreSQL's units).
 fn parse_milliseconds(text: &str) -> Option<u64> {
     let text = text.trim().trim_matches('\'').trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: u64 = number.parse().ok()?;
     let scale = match unit.trim().to_lowercase().as_str() {
@@ -402,15 +457,26 @@ mod tests {
     #[test]
     fn set_show_reset() {
         let mut s = Settings::new("u", None);
-        assert_eq!(s.set("application_name", "psql").unwrap(), vec![("application_name".to_string(), "psql".to_string())]);
+        assert_eq!(
+            s.set("application_name", "psql").unwrap(),
+            vec![("application_name".to_string(), "psql".to_string())]
+        );
         assert_eq!(s.get("APPLICATION_NAME").unwrap().1, "psql");
         s.set("statement_timeout", "2s").unwrap();
         assert_eq!(s.statement_timeout(), Some(Duration::from_secs(2)));
-        assert_eq!(s.set("datafusion.execution.batch_size", "1").unwrap_err().code, "42501");
+        assert_eq!(
+            s.set("datafusion.execution.batch_size", "1")
+                .unwrap_err()
+                .code,
+            "42501"
+        );
         assert_eq!(s.set("server_version", "9").unwrap_err().code, "55P02");
         assert_eq!(s.set("no_such_thing", "1").unwrap_err().code, "42704");
         assert!(s.set("myapp.flag", "x").is_ok());
-        assert_eq!(s.set("client_encoding", "LATIN1").unwrap_err().code, "22023");
+        assert_eq!(
+            s.set("client_encoding", "LATIN1").unwrap_err().code,
+            "22023"
+        );
         s.set("search_path", "dbo, \"Other\"").unwrap();
         assert_eq!(s.search_path(), vec!["dbo", "Other"]);
         s.reset(None).unwrap();

@@ -38,7 +38,10 @@ struct Msg {
 #[derive(Debug, Clone)]
 struct Column {
     name: String,
+    // Parsed to walk the message; the server sends 0 for both (clients.md allows it).
+    #[allow(dead_code)]
     table_oid: u32,
+    #[allow(dead_code)]
     attnum: i16,
     type_oid: u32,
     type_len: i16,

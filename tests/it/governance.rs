@@ -27,34 +27,97 @@ async fn masks_hold_under_where_group_by_join_and_parameters() {
     let server = TestServer::start().await;
     let bob = server.connect("bob").await;
     // No query returns a real name.
-    assert_eq!(rows(&bob, "select name from dim_patient where id_patient = 1").await, one("****"));
-    assert_eq!(rows(&bob, "select count(distinct name) from dim_patient").await, one("1"));
-    assert_eq!(rows(&bob, "select name, count(*) from dim_patient group by name").await, vec![vec![Some("****".into()), Some("40".into())]]);
+    assert_eq!(
+        rows(&bob, "select name from dim_patient where id_patient = 1").await,
+        one("****")
+    );
+    assert_eq!(
+        rows(&bob, "select count(distinct name) from dim_patient").await,
+        one("1")
+    );
+    assert_eq!(
+        rows(&bob, "select name, count(*) from dim_patient group by name").await,
+        vec![vec![Some("****".into()), Some("40".into())]]
+    );
     // Filtering on the masked column sees only the masked value: no oracle.
-    assert_eq!(rows(&bob, "select count(*) from dim_patient where name = 'Test Patient 1'").await, one("0"));
-    assert_eq!(rows(&bob, "select count(*) from dim_patient where name like 'Test%'").await, one("0"));
-    assert_eq!(rows(&bob, "select count(*) from dim_patient where name = '****'").await, one("40"));
+    assert_eq!(
+        rows(
+            &bob,
+            "select count(*) from dim_patient where name = 'Test Patient 1'"
+        )
+        .await,
+        one("0")
+    );
+    assert_eq!(
+        rows(
+            &bob,
+            "select count(*) from dim_patient where name like 'Test%'"
+        )
+        .await,
+        one("0")
+    );
+    assert_eq!(
+        rows(&bob, "select count(*) from dim_patient where name = '****'").await,
+        one("40")
+    );
     let n: i64 = bob
-        .query_one("select count(*) from dim_patient where name = $1", &[&"Test Patient 2"])
+        .query_one(
+            "select count(*) from dim_patient where name = $1",
+            &[&"Test Patient 2"],
+        )
         .await
         .unwrap()
         .get(0);
     assert_eq!(n, 0);
     // Joining on it too.
     assert_eq!(
-        rows(&bob, "select count(*) from dim_patient a join dim_patient b on a.name = b.name").await,
+        rows(
+            &bob,
+            "select count(*) from dim_patient a join dim_patient b on a.name = b.name"
+        )
+        .await,
         one("1600")
     );
     // Through subqueries, CTEs, set operations, window functions.
-    assert_eq!(rows(&bob, "with p as (select name from dim_patient) select max(name) from p").await, one("****"));
-    assert_eq!(rows(&bob, "select max(n) from (select name as n from dim_patient union select 'x') t").await, one("x"));
-    assert_eq!(rows(&bob, "select first_value(name) over (order by id_patient) from dim_patient limit 1").await, one("****"));
-    assert_eq!(rows(&bob, "select (select max(name) from dim_patient)").await, one("****"));
+    assert_eq!(
+        rows(
+            &bob,
+            "with p as (select name from dim_patient) select max(name) from p"
+        )
+        .await,
+        one("****")
+    );
+    assert_eq!(
+        rows(
+            &bob,
+            "select max(n) from (select name as n from dim_patient union select 'x') t"
+        )
+        .await,
+        one("x")
+    );
+    assert_eq!(
+        rows(
+            &bob,
+            "select first_value(name) over (order by id_patient) from dim_patient limit 1"
+        )
+        .await,
+        one("****")
+    );
+    assert_eq!(
+        rows(&bob, "select (select max(name) from dim_patient)").await,
+        one("****")
+    );
     // Other columns are real.
-    assert_eq!(rows(&bob, "select country from dim_patient where id_patient = 2").await, one("Portugal"));
+    assert_eq!(
+        rows(&bob, "select country from dim_patient where id_patient = 2").await,
+        one("Portugal")
+    );
     // alice is not masked.
     let alice = server.connect("alice").await;
-    assert_eq!(rows(&alice, "select name from dim_patient where id_patient = 1").await, one("Test Patient 1"));
+    assert_eq!(
+        rows(&alice, "select name from dim_patient where id_patient = 1").await,
+        one("Test Patient 1")
+    );
     server.stop().await;
 }
 
@@ -63,29 +126,57 @@ async fn row_filters_on_every_path() {
     let server = TestServer::start().await;
     let carol = server.connect("carol").await;
     let visits = portuguese_visits().to_string();
-    assert_eq!(rows(&carol, "select count(*) from dim_patient").await, one("20"));
-    assert_eq!(rows(&carol, "select distinct country from dim_patient").await, one("Portugal"));
+    assert_eq!(
+        rows(&carol, "select count(*) from dim_patient").await,
+        one("20")
+    );
+    assert_eq!(
+        rows(&carol, "select distinct country from dim_patient").await,
+        one("Portugal")
+    );
     // fact_events is filtered through the patient's country (a subquery in the filter).
-    assert_eq!(rows(&carol, "select count(*) from fact_events").await, one(&visits));
+    assert_eq!(
+        rows(&carol, "select count(*) from fact_events").await,
+        one(&visits)
+    );
     assert_eq!(
         rows(&carol, "select count(*) from fact_events e join dim_patient p on e.id_patient = p.id_patient where p.country <> 'Portugal'").await,
         one("0")
     );
     // CTE, union, subquery in FROM and WHERE, window, prepared statement.
-    assert_eq!(rows(&carol, "with x as (select * from dim_patient) select count(*) from x").await, one("20"));
+    assert_eq!(
+        rows(
+            &carol,
+            "with x as (select * from dim_patient) select count(*) from x"
+        )
+        .await,
+        one("20")
+    );
     assert_eq!(rows(&carol, "select count(*) from (select id_patient from dim_patient union all select id_patient from dim_patient) u").await, one("40"));
     assert_eq!(rows(&carol, "select count(*) from fact_events where id_patient not in (select id_patient from dim_patient)").await, one("0"));
-    assert_eq!(rows(&carol, "select count(*) over () from dim_patient limit 1").await, one("20"));
+    assert_eq!(
+        rows(&carol, "select count(*) over () from dim_patient limit 1").await,
+        one("20")
+    );
     let n: i64 = carol
-        .query_one("select count(*) from dim_patient where id_patient > $1", &[&0i32])
+        .query_one(
+            "select count(*) from dim_patient where id_patient > $1",
+            &[&0i32],
+        )
         .await
         .unwrap()
         .get(0);
     assert_eq!(n, 20);
     // Other tables do not exist for carol.
     assert_eq!(sqlstate(&carol, "select * from dim_doctors").await, "42P01");
-    assert_eq!(sqlstate(&carol, "select * from dbo.dim_doctors").await, "42P01");
-    assert_eq!(sqlstate(&carol, "select * from sys.audit_log").await, "42P01");
+    assert_eq!(
+        sqlstate(&carol, "select * from dbo.dim_doctors").await,
+        "42P01"
+    );
+    assert_eq!(
+        sqlstate(&carol, "select * from sys.audit_log").await,
+        "42P01"
+    );
     server.stop().await;
 }
 
@@ -103,7 +194,10 @@ async fn user_predicates_never_run_on_hidden_rows() {
         one(&portuguese_visits().to_string())
     );
     // EXPLAIN ANALYZE would count the hidden rows: refused. Plain EXPLAIN works.
-    assert_eq!(sqlstate(&carol, "explain analyze select * from dim_patient").await, "42501");
+    assert_eq!(
+        sqlstate(&carol, "explain analyze select * from dim_patient").await,
+        "42501"
+    );
     let plan = rows(&carol, "explain select * from dim_patient").await;
     assert!(format!("{plan:?}").contains("SecurityBarrier"), "{plan:?}");
     server.stop().await;
@@ -124,22 +218,50 @@ async fn column_grants_hide_columns_and_denies_win() {
     })
     .await;
     let erin = server.connect("erin").await;
-    let star = erin.simple_query("select * from dim_patient where id_patient = 3").await.unwrap();
-    let tokio_postgres::SimpleQueryMessage::Row(row) = &star[1] else { panic!("{star:?}") };
+    let star = erin
+        .simple_query("select * from dim_patient where id_patient = 3")
+        .await
+        .unwrap();
+    let tokio_postgres::SimpleQueryMessage::Row(row) = &star[1] else {
+        panic!("{star:?}")
+    };
     let names: Vec<&str> = row.columns().iter().map(|c| c.name()).collect();
     assert_eq!(names, ["id_patient", "age", "country"]);
-    assert_eq!(sqlstate(&erin, "select name from dim_patient").await, "42703");
-    assert_eq!(sqlstate(&erin, "select count(*) from dim_patient where email like '%x%'").await, "42703");
+    assert_eq!(
+        sqlstate(&erin, "select name from dim_patient").await,
+        "42703"
+    );
+    assert_eq!(
+        sqlstate(
+            &erin,
+            "select count(*) from dim_patient where email like '%x%'"
+        )
+        .await,
+        "42703"
+    );
     assert_eq!(sqlstate(&erin, "select * from fact_events").await, "42P01");
     let columns = rows(
         &erin,
         "select column_name from information_schema.columns where table_name = 'dim_patient' order by ordinal_position",
     )
     .await;
-    assert_eq!(columns, vec![vec![Some("id_patient".into())], vec![Some("age".into())], vec![Some("country".into())]]);
+    assert_eq!(
+        columns,
+        vec![
+            vec![Some("id_patient".into())],
+            vec![Some("age".into())],
+            vec![Some("country".into())]
+        ]
+    );
     let frank = server.connect("frank").await;
-    assert_eq!(sqlstate(&frank, "select email from dim_patient").await, "42703");
-    assert_eq!(rows(&frank, "select count(name) from dim_patient").await, one("40"));
+    assert_eq!(
+        sqlstate(&frank, "select email from dim_patient").await,
+        "42703"
+    );
+    assert_eq!(
+        rows(&frank, "select count(name) from dim_patient").await,
+        one("40")
+    );
     assert_eq!(sqlstate(&frank, "select * from fact_events").await, "42P01");
     server.stop().await;
 }
@@ -153,25 +275,79 @@ async fn catalogs_show_only_what_the_user_may_read() {
         "select table_schema || '.' || table_name from information_schema.tables where table_schema not in ('pg_catalog', 'information_schema') order by 1",
     )
     .await;
-    assert_eq!(tables, vec![vec![Some("dbo.dim_patient".into())], vec![Some("dbo.fact_events".into())]]);
+    assert_eq!(
+        tables,
+        vec![
+            vec![Some("dbo.dim_patient".into())],
+            vec![Some("dbo.fact_events".into())]
+        ]
+    );
     let classes = rows(
         &carol,
         "select c.relname from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace where n.nspname = 'dbo' order by 1",
     )
     .await;
-    assert_eq!(classes, vec![vec![Some("dim_patient".into())], vec![Some("fact_events".into())]]);
-    assert_eq!(rows(&carol, "select has_table_privilege('dbo.dim_patient', 'select')").await, one("t"));
-    assert_eq!(sqlstate(&carol, "select has_table_privilege('dbo.dim_doctors', 'select')").await, "42P01");
-    assert_eq!(rows(&carol, "select has_schema_privilege('dbo', 'usage')").await, one("t"));
-    assert_eq!(rows(&carol, "select has_database_privilege('IKHOSPITAL_DW', 'connect')").await, one("t"));
+    assert_eq!(
+        classes,
+        vec![
+            vec![Some("dim_patient".into())],
+            vec![Some("fact_events".into())]
+        ]
+    );
+    assert_eq!(
+        rows(
+            &carol,
+            "select has_table_privilege('dbo.dim_patient', 'select')"
+        )
+        .await,
+        one("t")
+    );
+    assert_eq!(
+        sqlstate(
+            &carol,
+            "select has_table_privilege('dbo.dim_doctors', 'select')"
+        )
+        .await,
+        "42P01"
+    );
+    assert_eq!(
+        rows(&carol, "select has_schema_privilege('dbo', 'usage')").await,
+        one("t")
+    );
+    assert_eq!(
+        rows(
+            &carol,
+            "select has_database_privilege('IKHOSPITAL_DW', 'connect')"
+        )
+        .await,
+        one("t")
+    );
     // alice sees dim_doctors and the sys schema.
     let alice = server.connect("alice").await;
     assert_eq!(
-        rows(&alice, "select count(*) from information_schema.tables where table_schema = 'dbo'").await,
+        rows(
+            &alice,
+            "select count(*) from information_schema.tables where table_schema = 'dbo'"
+        )
+        .await,
         one("3")
     );
-    assert_eq!(rows(&alice, "select count(*) from pg_namespace where nspname = 'sys'").await, one("1"));
-    assert_eq!(rows(&carol, "select count(*) from pg_namespace where nspname = 'sys'").await, one("0"));
+    assert_eq!(
+        rows(
+            &alice,
+            "select count(*) from pg_namespace where nspname = 'sys'"
+        )
+        .await,
+        one("1")
+    );
+    assert_eq!(
+        rows(
+            &carol,
+            "select count(*) from pg_namespace where nspname = 'sys'"
+        )
+        .await,
+        one("0")
+    );
     server.stop().await;
 }
 
@@ -179,13 +355,28 @@ async fn catalogs_show_only_what_the_user_may_read() {
 async fn identifiers_search_path_and_three_part_names() {
     let server = TestServer::start().await;
     let alice = server.connect("alice").await;
-    assert_eq!(rows(&alice, "select count(*) from \"dim_patient\"").await, one("40"));
-    assert_eq!(rows(&alice, "select count(\"name\") from DIM_PATIENT").await, one("40"));
-    assert_eq!(rows(&alice, "select count(*) from IKHOSPITAL_DW.dbo.dim_patient").await, one("40"));
+    assert_eq!(
+        rows(&alice, "select count(*) from \"dim_patient\"").await,
+        one("40")
+    );
+    assert_eq!(
+        rows(&alice, "select count(\"name\") from DIM_PATIENT").await,
+        one("40")
+    );
+    assert_eq!(
+        rows(&alice, "select count(*) from IKHOSPITAL_DW.dbo.dim_patient").await,
+        one("40")
+    );
     // Quoted identifiers are case-sensitive, as in PostgreSQL.
-    assert_eq!(sqlstate(&alice, "select * from \"Dim_Patient\"").await, "42P01");
+    assert_eq!(
+        sqlstate(&alice, "select * from \"Dim_Patient\"").await,
+        "42P01"
+    );
     alice.batch_execute("set search_path = sys").await.unwrap();
-    assert_eq!(sqlstate(&alice, "select count(*) from dim_patient").await, "42P01");
+    assert_eq!(
+        sqlstate(&alice, "select count(*) from dim_patient").await,
+        "42P01"
+    );
     let audit = rows(&alice, "select count(*) > 0 from audit_log").await;
     assert_eq!(audit, one("t"));
     alice.batch_execute("set search_path = dbo").await.unwrap();
@@ -197,7 +388,11 @@ async fn identifiers_search_path_and_three_part_names() {
 async fn audit_records_every_statement_without_leaking() {
     let server = TestServer::start().await;
     let bob = server.connect("bob").await;
-    rows(&bob, "select name, country from dim_patient where id_patient = 5").await;
+    rows(
+        &bob,
+        "select name, country from dim_patient where id_patient = 5",
+    )
+    .await;
     assert_eq!(sqlstate(&bob, "select * from sys.audit_log").await, "42P01");
     let _ = bob.simple_query("drop table dim_patient").await;
     let alice = server.connect("alice").await;
@@ -207,16 +402,24 @@ async fn audit_records_every_statement_without_leaking() {
          from sys.audit_log where \"user\" = 'bob' order by query_id",
     )
     .await;
-    assert_eq!(records[0], vec![
-        Some("bob".into()),
-        Some("select".into()),
-        Some("dbo.dim_patient".into()),
-        Some("dbo.dim_patient.name".into()),
-        Some("1".into()),
-        Some("ok".into()),
-        Some("00000".into()),
-    ]);
-    assert!(records.iter().any(|r| r[1].as_deref() == Some("refused") && r[6].as_deref() == Some("25006")), "{records:?}");
+    assert_eq!(
+        records[0],
+        vec![
+            Some("bob".into()),
+            Some("select".into()),
+            Some("dbo.dim_patient".into()),
+            Some("dbo.dim_patient.name".into()),
+            Some("1".into()),
+            Some("ok".into()),
+            Some("00000".into()),
+        ]
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r[1].as_deref() == Some("refused") && r[6].as_deref() == Some("25006")),
+        "{records:?}"
+    );
     // Columns actually read, Delta versions.
     let detail = rows(
         &alice,
@@ -224,7 +427,10 @@ async fn audit_records_every_statement_without_leaking() {
     )
     .await;
     let columns = detail[0][0].clone().unwrap();
-    assert!(columns.contains("dbo.dim_patient.country") && columns.contains("dbo.dim_patient.name"), "{columns}");
+    assert!(
+        columns.contains("dbo.dim_patient.country") && columns.contains("dbo.dim_patient.name"),
+        "{columns}"
+    );
     assert_eq!(detail[0][1].as_deref(), Some("dbo.dim_patient@0"));
     server.stop().await;
 }
@@ -233,7 +439,10 @@ async fn audit_records_every_statement_without_leaking() {
 async fn grants_reload_applies_within_seconds_and_broken_edits_are_rejected() {
     let server = TestServer::start().await;
     let bob = server.connect("bob").await;
-    assert_eq!(rows(&bob, "select name from dim_patient where id_patient = 1").await, one("****"));
+    assert_eq!(
+        rows(&bob, "select name from dim_patient where id_patient = 1").await,
+        one("****")
+    );
     // Remove bob's mask: applies to bob's next statement, same session.
     let file = server.grants().join("users.yaml");
     let original = std::fs::read_to_string(&file).unwrap();
@@ -241,27 +450,48 @@ async fn grants_reload_applies_within_seconds_and_broken_edits_are_rejected() {
     std::fs::write(&file, &unmasked).unwrap();
     let started = Instant::now();
     loop {
-        if rows(&bob, "select name from dim_patient where id_patient = 1").await == one("Test Patient 1") {
+        if rows(&bob, "select name from dim_patient where id_patient = 1").await
+            == one("Test Patient 1")
+        {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(5), "reload not applied after 5 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "reload not applied after 5 s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // A broken edit is rejected: the previous policy keeps serving.
-    std::fs::write(&file, format!("{unmasked}\n  - name: broken\n    rolez: []\n")).unwrap();
+    std::fs::write(
+        &file,
+        format!("{unmasked}\n  - name: broken\n    rolez: []\n"),
+    )
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(rows(&bob, "select name from dim_patient where id_patient = 1").await, one("Test Patient 1"));
+    assert_eq!(
+        rows(&bob, "select name from dim_patient where id_patient = 1").await,
+        one("Test Patient 1")
+    );
     let carol = server.connect("carol").await;
-    assert_eq!(rows(&carol, "select count(*) from dim_patient").await, one("20"));
+    assert_eq!(
+        rows(&carol, "select count(*) from dim_patient").await,
+        one("20")
+    );
     // Removing a user: no new logins, and the open session ends at its next statement.
-    let without_carol = unmasked.replace("  - name: carol\n    scram:", "  - name: carol_gone\n    scram:");
+    let without_carol = unmasked.replace(
+        "  - name: carol\n    scram:",
+        "  - name: carol_gone\n    scram:",
+    );
     std::fs::write(&file, &without_carol).unwrap();
     let started = Instant::now();
     loop {
         if server.try_connect("carol", PASSWORD).await.is_err() {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(5), "removed user can still log in");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "removed user can still log in"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let err = carol.simple_query("select 1").await.unwrap_err();

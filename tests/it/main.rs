@@ -22,3 +22,6 @@ mod clients_drivers;
 
 /// The server binary as a process: memory bounds, CPU after cancel, SIGTERM.
 mod process;
+
+/// ADLS Gen2 data sources against Azurite: account key and SAS.
+mod azure;

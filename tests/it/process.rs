@@ -25,8 +25,17 @@ async fn peak_rss_while<F: std::future::Future>(server: &ChildServer, done: F) -
 async fn ten_million_rows_stream_in_bounded_memory() {
     let server = ChildServer::spawn(Setup::default()).await;
     // Warm up (catalog, first plan) so the baseline includes the steady state.
-    let warm = Command::new("psql").arg(server.url("alice", "disable")).args(["-At", "-c", "select count(*) from dbo.fact_events"]).output().await.unwrap();
-    assert!(warm.status.success(), "{}", String::from_utf8_lossy(&warm.stderr));
+    let warm = Command::new("psql")
+        .arg(server.url("alice", "disable"))
+        .args(["-At", "-c", "select count(*) from dbo.fact_events"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        warm.status.success(),
+        "{}",
+        String::from_utf8_lossy(&warm.stderr)
+    );
     let baseline = server.rss();
 
     // Simple protocol (psql), text rows, discarded by the client as they arrive.
@@ -40,7 +49,11 @@ async fn ten_million_rows_stream_in_bounded_memory() {
     )
     .await;
     let output = output.unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let growth = peak.saturating_sub(baseline);
     eprintln!(
         "psql, 10M rows: {:.1} s, RSS baseline {} MB, peak {} MB, growth {} MB",
@@ -63,9 +76,18 @@ async fn ten_million_rows_stream_in_bounded_memory() {
     );
     let baseline = server.rss();
     let started = Instant::now();
-    let (peak, output) = peak_rss_while(&server, Command::new("python3").arg("-c").arg(&script).output()).await;
+    let (peak, output) = peak_rss_while(
+        &server,
+        Command::new("python3").arg("-c").arg(&script).output(),
+    )
+    .await;
     let output = output.unwrap();
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "10000000\n", "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "10000000\n",
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let growth = peak.saturating_sub(baseline);
     eprintln!(
         "psycopg binary extended, 10M rows: {:.1} s, RSS growth {} MB",
@@ -91,12 +113,23 @@ async fn canceled_query_stops_using_cpu_and_sigterm_shuts_down() {
     let before = server.cpu_seconds();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let used = server.cpu_seconds() - before;
-    assert!(used < 0.3, "{used} s of CPU in the second after cancel: the query kept running");
+    assert!(
+        used < 0.3,
+        "{used} s of CPU in the second after cancel: the query kept running"
+    );
 
     // SIGTERM: the server stops accepting, ends sessions and exits 0.
     let pid = server.pid() as i32;
-    let status = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await.unwrap();
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .await
+        .unwrap();
     assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(15), server.child.wait()).await.expect("no exit after SIGTERM").unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(15), server.child.wait())
+        .await
+        .expect("no exit after SIGTERM")
+        .unwrap();
     assert!(exit.success(), "{exit:?}");
 }

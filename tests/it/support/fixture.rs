@@ -30,7 +30,11 @@ impl Table {
 /// The location of a gold table.
 pub fn location(lake: &Path, name: &str) -> StorageLocation {
     StorageLocation::parse(
-        &lake.join("gold/ikhospital").join(name).display().to_string(),
+        &lake
+            .join("gold/ikhospital")
+            .join(name)
+            .display()
+            .to_string(),
         Default::default(),
     )
     .unwrap()
@@ -53,13 +57,27 @@ pub fn patients(n: i32) -> RecordBatch {
     ]));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int32Array::from(ids.clone())),
-        Arc::new(StringArray::from_iter_values(ids.iter().map(|i| format!("Test Patient {i}")))),
-        Arc::new(StringArray::from_iter_values(ids.iter().map(|i| if i % 2 == 0 { "F" } else { "M" }))),
-        Arc::new(Int32Array::from_iter_values(ids.iter().map(|i| (i * 7) % 100))),
-        Arc::new(StringArray::from_iter_values(ids.iter().map(|i| format!("{i} Fake Street\nTestville")))),
-        Arc::new(StringArray::from_iter_values(ids.iter().map(|i| COUNTRIES[(*i as usize) % 4]))),
-        Arc::new(StringArray::from_iter_values(ids.iter().map(|i| format!("+000 555 {i:04}")))),
-        Arc::new(StringArray::from_iter_values(ids.iter().map(|i| format!("patient{i}@example.invalid")))),
+        Arc::new(StringArray::from_iter_values(
+            ids.iter().map(|i| format!("Test Patient {i}")),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            ids.iter().map(|i| if i % 2 == 0 { "F" } else { "M" }),
+        )),
+        Arc::new(Int32Array::from_iter_values(
+            ids.iter().map(|i| (i * 7) % 100),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            ids.iter().map(|i| format!("{i} Fake Street\nTestville")),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            ids.iter().map(|i| COUNTRIES[(*i as usize) % 4]),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            ids.iter().map(|i| format!("+000 555 {i:04}")),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            ids.iter().map(|i| format!("patient{i}@example.invalid")),
+        )),
     ];
     RecordBatch::try_new(schema, columns).unwrap()
 }
@@ -78,12 +96,25 @@ pub fn events(first: i64, n: i64, n_patients: i32) -> RecordBatch {
     ]));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from(ids.clone())),
-        Arc::new(Int32Array::from_iter_values(ids.iter().map(|i| (i % i64::from(n_patients)) as i32 + 1))),
-        Arc::new(Int32Array::from_iter_values(ids.iter().map(|i| (i % 90) as i32))),
-        Arc::new(Int32Array::from_iter_values(ids.iter().map(|i| (i % 30) as i32 + 1))),
-        Arc::new(Int32Array::from_iter(ids.iter().map(|i| (i % 4 != 0).then_some((i % 3) as i32 + 1)))),
-        Arc::new(StringArray::from_iter(ids.iter().map(|i| (i % 5 != 0).then_some("Cough")))),
-        Arc::new(Date32Array::from_iter_values(ids.iter().map(|i| 18_262 + (i % 1000) as i32))),
+        Arc::new(Int32Array::from_iter_values(
+            ids.iter().map(|i| (i % i64::from(n_patients)) as i32 + 1),
+        )),
+        Arc::new(Int32Array::from_iter_values(
+            ids.iter().map(|i| (i % 90) as i32),
+        )),
+        Arc::new(Int32Array::from_iter_values(
+            ids.iter().map(|i| (i % 30) as i32 + 1),
+        )),
+        Arc::new(Int32Array::from_iter(
+            ids.iter()
+                .map(|i| (i % 4 != 0).then_some((i % 3) as i32 + 1)),
+        )),
+        Arc::new(StringArray::from_iter(
+            ids.iter().map(|i| (i % 5 != 0).then_some("Cough")),
+        )),
+        Arc::new(Date32Array::from_iter_values(
+            ids.iter().map(|i| 18_262 + (i % 1000) as i32),
+        )),
     ];
     RecordBatch::try_new(schema, columns).unwrap()
 }
@@ -91,7 +122,18 @@ pub fn events(first: i64, n: i64, n_patients: i32) -> RecordBatch {
 /// Doctors 1..=30.
 pub fn doctors() -> RecordBatch {
     let ids: Vec<i32> = (1..=30).collect();
-    let areas = ["Allergist", "Cardiologist", "Dermatologist", "Oncologist", "Ophthalmologist", "General", "Gynaecologist", "Obstetrician", "Urologist", "Pediatrician"];
+    let areas = [
+        "Allergist",
+        "Cardiologist",
+        "Dermatologist",
+        "Oncologist",
+        "Ophthalmologist",
+        "General",
+        "Gynaecologist",
+        "Obstetrician",
+        "Urologist",
+        "Pediatrician",
+    ];
     let shifts = ["Morning", "Evening", "Dawn"];
     let schema = Arc::new(Schema::new(vec![
         Field::new("id_doctor", DataType::Int32, false),
@@ -101,9 +143,15 @@ pub fn doctors() -> RecordBatch {
     ]));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int32Array::from(ids.clone())),
-        Arc::new(StringArray::from_iter_values(ids.iter().map(|i| areas[((i - 1) / 3) as usize]))),
-        Arc::new(StringArray::from_iter_values(ids.iter().map(|i| format!("Dr. Test {i}")))),
-        Arc::new(StringArray::from_iter_values(ids.iter().map(|i| shifts[((i - 1) % 3) as usize]))),
+        Arc::new(StringArray::from_iter_values(
+            ids.iter().map(|i| areas[((i - 1) / 3) as usize]),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            ids.iter().map(|i| format!("Dr. Test {i}")),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            ids.iter().map(|i| shifts[((i - 1) % 3) as usize]),
+        )),
     ];
     RecordBatch::try_new(schema, columns).unwrap()
 }
@@ -111,8 +159,17 @@ pub fn doctors() -> RecordBatch {
 /// dim_patient (40 patients), fact_events (200 visits in 2 commits), dim_doctors.
 pub fn hospital() -> Vec<Table> {
     vec![
-        Table { name: "dim_patient".into(), batches: vec![patients(40)] },
-        Table { name: "fact_events".into(), batches: vec![events(1, 100, 40), events(101, 100, 40)] },
-        Table { name: "dim_doctors".into(), batches: vec![doctors()] },
+        Table {
+            name: "dim_patient".into(),
+            batches: vec![patients(40)],
+        },
+        Table {
+            name: "fact_events".into(),
+            batches: vec![events(1, 100, 40), events(101, 100, 40)],
+        },
+        Table {
+            name: "dim_doctors".into(),
+            batches: vec![doctors()],
+        },
     ]
 }

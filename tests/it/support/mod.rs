@@ -4,7 +4,6 @@ pub mod fixture;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use lakehouse::app::App;
 use lakehouse::config::{Config, ConfigSpec, Document};
@@ -18,7 +17,6 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
     pub app_tls_cert: Option<PathBuf>,
-    pub engine: Arc<lakehouse::sql::Engine>,
     shutdown: CancellationToken,
     handle: Option<tokio::task::JoinHandle<()>>,
 }
@@ -32,6 +30,8 @@ pub struct Setup {
     pub grants: Vec<(String, String)>,
     /// Writes the lake's tables.
     pub tables: Vec<fixture::Table>,
+    /// catalog/*.yaml content: (file name, text); none means the default discovery of gold.
+    pub catalog: Vec<(String, String)>,
 }
 
 impl Default for Setup {
@@ -40,6 +40,7 @@ impl Default for Setup {
             server_yaml: "  tls:\n    mode: prefer\n".to_string(),
             grants: vec![("users.yaml".to_string(), default_grants())],
             tables: fixture::hospital(),
+            catalog: Vec::new(),
         }
     }
 }
@@ -115,7 +116,6 @@ impl TestServer {
         let config = load(&config_path);
         let app = App::build(config).await.unwrap();
         let addr = app.local_addr();
-        let engine = app.engine.clone();
         let cert = app.tls.as_ref().and_then(|t| t.cert_path.clone());
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
@@ -126,7 +126,6 @@ impl TestServer {
             addr,
             dir,
             app_tls_cert: cert,
-            engine,
             shutdown,
             handle: Some(handle),
         }
@@ -135,33 +134,39 @@ impl TestServer {
 
 /// Writes a setup's lake, grants and lakehouse.yaml into a new temporary directory.
 pub async fn prepare(setup: &Setup) -> (tempfile::TempDir, PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = dir.path().join("lake");
-        std::fs::create_dir_all(&lake).unwrap();
-        for table in &setup.tables {
-            table.write(&lake).await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    std::fs::create_dir_all(&lake).unwrap();
+    for table in &setup.tables {
+        table.write(&lake).await;
+    }
+    let grants = dir.path().join("grants");
+    std::fs::create_dir_all(&grants).unwrap();
+    let (scram, hash) = credentials();
+    for (name, text) in &setup.grants {
+        std::fs::write(
+            grants.join(name),
+            text.replace("{scram}", &scram).replace("{hash}", &hash),
+        )
+        .unwrap();
+    }
+    if !setup.catalog.is_empty() {
+        let catalog = dir.path().join("catalog");
+        std::fs::create_dir_all(&catalog).unwrap();
+        for (name, text) in &setup.catalog {
+            std::fs::write(catalog.join(name), text).unwrap();
         }
-        let grants = dir.path().join("grants");
-        std::fs::create_dir_all(&grants).unwrap();
-        let (scram, hash) = credentials();
-        for (name, text) in &setup.grants {
-            std::fs::write(
-                grants.join(name),
-                text.replace("{scram}", &scram).replace("{hash}", &hash),
-            )
-            .unwrap();
-        }
-        let yaml = format!(
-            "server:\n  listen: 127.0.0.1:0\n  refresh_interval: 200ms\n{}\nlake:\n  root: lake\n",
-            setup.server_yaml
-        );
-        let config_path = dir.path().join("lakehouse.yaml");
-        std::fs::write(&config_path, &yaml).unwrap();
-        (dir, config_path)
+    }
+    let yaml = format!(
+        "server:\n  listen: 127.0.0.1:0\n  refresh_interval: 200ms\n{}\nlake:\n  root: lake\n",
+        setup.server_yaml
+    );
+    let config_path = dir.path().join("lakehouse.yaml");
+    std::fs::write(&config_path, &yaml).unwrap();
+    (dir, config_path)
 }
 
 impl TestServer {
-
     /// The lake root.
     pub fn lake(&self) -> PathBuf {
         self.dir.path().join("lake")
@@ -224,7 +229,8 @@ impl Drop for TestServer {
 pub struct ChildServer {
     pub child: tokio::process::Child,
     pub addr: SocketAddr,
-    pub dir: tempfile::TempDir,
+    /// Holds the temporary lake and configuration for the child's lifetime.
+    _dir: tempfile::TempDir,
 }
 
 impl ChildServer {
@@ -256,7 +262,11 @@ impl ChildServer {
         .expect("server did not start within 30 s");
         // Keep draining the log so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        ChildServer { child, addr, dir }
+        ChildServer {
+            child,
+            addr,
+            _dir: dir,
+        }
     }
 
     /// The child's process id.
