@@ -30,9 +30,10 @@ use crate::lake::write::{self, StreamMode, WriteOptions};
 pub const APPEND_APP: &str = "lakehouse.bronze.append";
 /// Application id of snapshot bronze commits; version = batch id.
 pub const SNAPSHOT_APP: &str = "lakehouse.bronze.snapshot";
-/// Table property holding the silver key (configured, else the source primary key;
-/// comma-separated), for silver runs that do not see the source.
-pub const PRIMARY_KEY_PROPERTY: &str = "lakehouse.source.primaryKey";
+/// Prefix of the bronze table description that records the silver key (configured, else the
+/// source primary key; comma-separated), for silver runs that do not see the source. Delta
+/// refuses unknown table properties, so the description carries it.
+pub const KEY_DESCRIPTION_PREFIX: &str = "lakehouse key: ";
 
 /// Ingestion metadata columns, in order.
 pub const METADATA_COLUMNS: [&str; 3] = ["_ingested_at", "_source", "_batch_id"];
@@ -79,7 +80,12 @@ pub async fn load_table(
     };
     let mut stream = source.read(&plan.info, &scope, options.batch_rows).await?;
     // An incremental load with no new row commits nothing: the table keeps its version.
-    let first = stream.next().await.transpose()?;
+    let first = loop {
+        match stream.next().await.transpose()? {
+            Some(batch) if batch.num_rows() == 0 => continue,
+            other => break other,
+        }
+    };
     // (A first load still creates the table, empty, so that silver and gold find it.)
     if first.is_none() && plan.mode != LoadMode::Snapshot && last_batch > 0 {
         return Ok(TableReport {
@@ -121,12 +127,15 @@ pub async fn load_table(
             ("lakehouse.mode".to_string(), serde_json::json!(mode_text)),
         ],
     };
-    let properties = vec![(
-        PRIMARY_KEY_PROPERTY.to_string(),
-        plan.key.join(","),
-    )];
-    let version =
-        write::write_stream(&location, stream, stream_mode, &write_options, &properties).await?;
+    let description = format!("{KEY_DESCRIPTION_PREFIX}{}", plan.key.join(","));
+    let version = write::write_stream(
+        &location,
+        stream,
+        stream_mode,
+        &write_options,
+        Some(&description),
+    )
+    .await?;
     Ok(TableReport {
         layer: Layer::Bronze,
         table: path,

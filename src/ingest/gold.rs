@@ -158,7 +158,7 @@ async fn build_model(
         merge_schema: false,
         commit_metadata: vec![("lakehouse.layer".to_string(), serde_json::json!("gold"))],
     };
-    let version = write::write_stream(&location, stream, StreamMode::Overwrite, &options, &[]).await?;
+    let version = write::write_stream(&location, stream, StreamMode::Overwrite, &options, None).await?;
     Ok(TableReport {
         layer: Layer::Gold,
         table: path,

@@ -202,9 +202,10 @@ async fn resolve_key(
     if !model.key.is_empty() {
         return Ok(model.key.clone());
     }
-    let properties = write::table_properties(bronze_location).await?;
-    let key: Vec<String> = properties
-        .get(bronze::PRIMARY_KEY_PROPERTY)
+    let description = write::table_description(bronze_location).await?;
+    let key: Vec<String> = description
+        .as_deref()
+        .and_then(|d| d.strip_prefix(bronze::KEY_DESCRIPTION_PREFIX))
         .map(|k| {
             k.split(',')
                 .filter(|s| !s.is_empty())

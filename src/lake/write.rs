@@ -210,14 +210,14 @@ pub enum StreamMode {
 /// application transaction) happens only after the stream ends without error. A stream that
 /// fails, or a process that dies, leaves the table as it was.
 ///
-/// `properties` become table properties (Delta `configuration`) when the write creates the
-/// table; ingest keeps the source's primary key there.
+/// `description` becomes the table's description when the write creates the table (ingest
+/// records there what silver needs to know about the source table).
 pub async fn write_stream(
     location: &StorageLocation,
     stream: datafusion::physical_plan::SendableRecordBatchStream,
     mode: StreamMode,
     options: &WriteOptions,
-    properties: &[(String, String)],
+    description: Option<&str>,
 ) -> Result<u64> {
     use datafusion::catalog::streaming::StreamingTable;
     use datafusion::datasource::provider_as_source;
@@ -245,13 +245,8 @@ pub async fn write_stream(
         .with_input_plan(plan)
         .with_save_mode(save_mode)
         .with_commit_properties(options.commit_properties());
-    if !properties.is_empty() {
-        builder = builder.with_configuration(
-            properties
-                .iter()
-                .map(|(k, v)| (k.clone(), Some(v.clone())))
-                .collect::<Vec<_>>(),
-        );
+    if let Some(description) = description {
+        builder = builder.with_description(description);
     }
     if !options.partition_columns.is_empty() {
         builder = builder.with_partition_columns(options.partition_columns.clone());
@@ -315,7 +310,7 @@ pub async fn merge_frame(
         let mut write_options = options.write.clone();
         write_options.merge_schema = false;
         let stream = source.execute_stream().await?;
-        return write_stream(location, stream, StreamMode::Append, &write_options, &[]).await;
+        return write_stream(location, stream, StreamMode::Append, &write_options, None).await;
     }
     if options.keys.is_empty() {
         return Err(super::Error::InvalidLocation {
@@ -362,15 +357,12 @@ pub async fn merge_frame(
     Ok(table.version().unwrap_or(0))
 }
 
-/// The table properties (Delta `configuration`) of the table at `location`; empty when there is
-/// no table.
-pub async fn table_properties(
-    location: &StorageLocation,
-) -> Result<std::collections::BTreeMap<String, String>> {
+/// The description of the table at `location`; `None` when there is no table or description.
+pub async fn table_description(location: &StorageLocation) -> Result<Option<String>> {
     if let Some(path) = location.local_path()
         && !path.join("_delta_log").is_dir()
     {
-        return Ok(Default::default());
+        return Ok(None);
     }
     let table = match deltalake::open_table_with_storage_options(
         location.url().clone(),
@@ -379,14 +371,8 @@ pub async fn table_properties(
     .await
     {
         Ok(table) => table,
-        Err(deltalake::DeltaTableError::NotATable(_)) => return Ok(Default::default()),
+        Err(deltalake::DeltaTableError::NotATable(_)) => return Ok(None),
         Err(err) => return Err(err.into()),
     };
-    Ok(table
-        .snapshot()?
-        .metadata()
-        .configuration()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect())
+    Ok(table.snapshot()?.metadata().description().map(str::to_string))
 }
