@@ -249,7 +249,12 @@ fn run_ingest(args: IngestArgs) -> ExitCode {
     if every.is_some() {
         lakehouse::telemetry::init_with(&config.log);
     } else {
-        lakehouse::telemetry::init_cli();
+        // deltalake logs an ERROR whenever it looks for a table that does not exist yet, which
+        // every first load does; its real errors come back as results and are printed.
+        lakehouse::telemetry::init_with(&lakehouse::config::LogSpec {
+            format: Some(lakehouse::config::LogFormat::Text),
+            level: Some("warn,deltalake_core=off".to_string()),
+        });
     }
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -263,7 +268,10 @@ fn run_ingest(args: IngestArgs) -> ExitCode {
                     if report.failures.is_empty() {
                         ExitCode::SUCCESS
                     } else {
-                        eprintln!("error: {}", lakehouse::ingest::Error::Failed(report.failures));
+                        eprintln!(
+                            "error: {}",
+                            lakehouse::ingest::Error::Failed(report.failures)
+                        );
                         ExitCode::from(1)
                     }
                 }
@@ -283,16 +291,22 @@ fn run_ingest(args: IngestArgs) -> ExitCode {
                     let _ = tokio::signal::ctrl_c().await;
                     on_signal.cancel();
                 });
-                let result = lakehouse::ingest::run_loop(&config, &options, every, cancel, |report| match report {
-                    Ok(report) => {
-                        println!("{}", report.render());
-                        if !report.failures.is_empty() {
-                            eprintln!("error: {}", lakehouse::ingest::Error::Failed(report.failures));
+                let result =
+                    lakehouse::ingest::run_loop(&config, &options, every, cancel, |report| {
+                        match report {
+                            Ok(report) => {
+                                println!("{}", report.render());
+                                if !report.failures.is_empty() {
+                                    eprintln!(
+                                        "error: {}",
+                                        lakehouse::ingest::Error::Failed(report.failures)
+                                    );
+                                }
+                            }
+                            Err(err) => eprintln!("error: {err}"),
                         }
-                    }
-                    Err(err) => eprintln!("error: {err}"),
-                })
-                .await;
+                    })
+                    .await;
                 match result {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(err @ lakehouse::ingest::Error::Invalid(_)) => {

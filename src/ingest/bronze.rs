@@ -22,7 +22,7 @@ use futures::StreamExt;
 
 use super::plan::{LoadMode, TablePlan};
 use super::source::{ReadScope, Source, Watermark};
-use super::{Error, IngestOptions, Layer, LakeLayout, Result, TableReport, quote_ident};
+use super::{Error, IngestOptions, LakeLayout, Layer, Result, TableReport, quote_ident};
 use crate::lake::StorageLocation;
 use crate::lake::write::{self, StreamMode, WriteOptions};
 
@@ -151,7 +151,10 @@ pub fn with_metadata_schema(source: &SchemaRef) -> SchemaRef {
     let mut fields: Vec<Field> = source.fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.push(Field::new(
         METADATA_COLUMNS[0],
-        DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from(super::source::types::UTC))),
+        DataType::Timestamp(
+            TimeUnit::Microsecond,
+            Some(Arc::from(super::source::types::UTC)),
+        ),
         true,
     ));
     fields.push(Field::new(METADATA_COLUMNS[1], DataType::Utf8, true));
@@ -206,9 +209,9 @@ pub async fn max_watermark(location: &StorageLocation, column: &str) -> Result<O
         ScalarValue::Int64(Some(v)) => Some(Watermark::Int(v)),
         ScalarValue::Date32(Some(v)) => Some(Watermark::Date(v)),
         ScalarValue::TimestampMicrosecond(Some(v), _) => Some(Watermark::Timestamp(v)),
-        ScalarValue::Utf8(Some(v)) | ScalarValue::Utf8View(Some(v)) | ScalarValue::LargeUtf8(Some(v)) => {
-            Some(Watermark::Text(v))
-        }
+        ScalarValue::Utf8(Some(v))
+        | ScalarValue::Utf8View(Some(v))
+        | ScalarValue::LargeUtf8(Some(v)) => Some(Watermark::Text(v)),
         value if value.is_null() => None,
         other => {
             return Err(Error::Invalid(format!(

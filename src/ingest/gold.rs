@@ -15,7 +15,7 @@ use datafusion::prelude::SessionContext;
 use sha2::{Digest, Sha256};
 
 use super::models::GoldModel;
-use super::{Error, Layer, LakeLayout, Result, TableReport, quote_ident};
+use super::{Error, LakeLayout, Layer, Result, TableReport, quote_ident};
 use crate::lake::table::TableHandle;
 use crate::lake::write::{self, StreamMode, WriteOptions};
 
@@ -24,7 +24,10 @@ pub const GOLD_APP: &str = "lakehouse.gold";
 
 /// Builds the gold models in order; returns one result per model (a failed model does not stop
 /// the others, but its dependents then read its previous version).
-pub async fn build(layout: &LakeLayout, models: &[GoldModel]) -> Result<Vec<(String, Result<TableReport>)>> {
+pub async fn build(
+    layout: &LakeLayout,
+    models: &[GoldModel],
+) -> Result<Vec<(String, Result<TableReport>)>> {
     let ctx = SessionContext::new();
     let catalog = ctx
         .catalog("datafusion")
@@ -110,8 +113,12 @@ async fn build_model(
         .map(|f| {
             let name = quote_ident(f.name());
             match f.data_type() {
-                DataType::Utf8View | DataType::LargeUtf8 => format!("CAST({name} AS VARCHAR) AS {name}"),
-                DataType::BinaryView | DataType::LargeBinary => format!("CAST({name} AS BYTEA) AS {name}"),
+                DataType::Utf8View | DataType::LargeUtf8 => {
+                    format!("CAST({name} AS VARCHAR) AS {name}")
+                }
+                DataType::BinaryView | DataType::LargeBinary => {
+                    format!("CAST({name} AS BYTEA) AS {name}")
+                }
                 _ => name,
             }
         })
@@ -137,7 +144,10 @@ async fn build_model(
     let schema_for_cast = target_schema.clone();
     let stream = futures::StreamExt::map(stream, move |batch| {
         let batch = batch?;
-        counted.fetch_add(batch.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
+        counted.fetch_add(
+            batch.num_rows() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let columns = batch
             .columns()
             .iter()
@@ -158,7 +168,8 @@ async fn build_model(
         merge_schema: false,
         commit_metadata: vec![("lakehouse.layer".to_string(), serde_json::json!("gold"))],
     };
-    let version = write::write_stream(&location, stream, StreamMode::Overwrite, &options, None).await?;
+    let version =
+        write::write_stream(&location, stream, StreamMode::Overwrite, &options, None).await?;
     Ok(TableReport {
         layer: Layer::Gold,
         table: path,

@@ -25,7 +25,7 @@ pub mod source;
 
 use std::time::Duration;
 
-pub use run::{run_embedded, run_loop, run_once, EmbeddedOptions};
+pub use run::{EmbeddedOptions, run_embedded, run_loop, run_once};
 
 /// Errors of ingest.
 #[derive(Debug, thiserror::Error)]
@@ -313,6 +313,7 @@ pub fn quote_ident(name: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

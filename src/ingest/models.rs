@@ -31,7 +31,10 @@ use crate::config::{Diagnostic, Diagnostics, Location};
 pub const BUILTIN_SILVER: &[(&str, &str)] = &[
     ("doctors.sql", include_str!("../../sql/silver/doctors.sql")),
     ("events.sql", include_str!("../../sql/silver/events.sql")),
-    ("medicine.sql", include_str!("../../sql/silver/medicine.sql")),
+    (
+        "medicine.sql",
+        include_str!("../../sql/silver/medicine.sql"),
+    ),
     ("patient.sql", include_str!("../../sql/silver/patient.sql")),
     ("shift.sql", include_str!("../../sql/silver/shift.sql")),
 ];
@@ -39,10 +42,22 @@ pub const BUILTIN_SILVER: &[(&str, &str)] = &[
 /// Built-in gold models: (file name, text).
 pub const BUILTIN_GOLD: &[(&str, &str)] = &[
     ("dim_date.sql", include_str!("../../sql/gold/dim_date.sql")),
-    ("dim_doctors.sql", include_str!("../../sql/gold/dim_doctors.sql")),
-    ("dim_medicine.sql", include_str!("../../sql/gold/dim_medicine.sql")),
-    ("dim_patient.sql", include_str!("../../sql/gold/dim_patient.sql")),
-    ("fact_events.sql", include_str!("../../sql/gold/fact_events.sql")),
+    (
+        "dim_doctors.sql",
+        include_str!("../../sql/gold/dim_doctors.sql"),
+    ),
+    (
+        "dim_medicine.sql",
+        include_str!("../../sql/gold/dim_medicine.sql"),
+    ),
+    (
+        "dim_patient.sql",
+        include_str!("../../sql/gold/dim_patient.sql"),
+    ),
+    (
+        "fact_events.sql",
+        include_str!("../../sql/gold/fact_events.sql"),
+    ),
 ];
 
 /// A silver model.
@@ -87,11 +102,21 @@ impl Models {
     pub fn builtin() -> Result<Models, Diagnostics> {
         let silver = BUILTIN_SILVER
             .iter()
-            .map(|(file, text)| (PathBuf::from(format!("<builtin>/sql/silver/{file}")), (*text).to_string()))
+            .map(|(file, text)| {
+                (
+                    PathBuf::from(format!("<builtin>/sql/silver/{file}")),
+                    (*text).to_string(),
+                )
+            })
             .collect();
         let gold = BUILTIN_GOLD
             .iter()
-            .map(|(file, text)| (PathBuf::from(format!("<builtin>/sql/gold/{file}")), (*text).to_string()))
+            .map(|(file, text)| {
+                (
+                    PathBuf::from(format!("<builtin>/sql/gold/{file}")),
+                    (*text).to_string(),
+                )
+            })
             .collect();
         Models::from_texts(silver, gold)
     }
@@ -141,7 +166,9 @@ impl Models {
         for (file, text) in silver {
             match parse_silver(&file, &text) {
                 Ok(model) => {
-                    if let Some(other) = sources_seen.insert(model.source.clone(), model.name.clone()) {
+                    if let Some(other) =
+                        sources_seen.insert(model.source.clone(), model.name.clone())
+                    {
                         diagnostics.push(Diagnostic::file(
                             &file,
                             format!(
@@ -190,7 +217,10 @@ fn read_sql_files(dir: &Path) -> Result<Vec<(PathBuf, String)>, Diagnostics> {
     for file in files {
         match std::fs::read_to_string(&file) {
             Ok(text) => out.push((file, text)),
-            Err(err) => diagnostics.push(Diagnostic::file(&file, format!("cannot read the file: {err}"))),
+            Err(err) => diagnostics.push(Diagnostic::file(
+                &file,
+                format!("cannot read the file: {err}"),
+            )),
         }
     }
     diagnostics.into_result(out)
@@ -255,13 +285,19 @@ fn parse_query(file: &Path, text: &str) -> Result<DfStatement, Diagnostic> {
     if statements.len() != 1 {
         return Err(Diagnostic::file(
             file,
-            format!("a model is exactly one SELECT, found {} statements", statements.len()),
+            format!(
+                "a model is exactly one SELECT, found {} statements",
+                statements.len()
+            ),
         ));
     }
     let statement = statements.remove(0);
     match &statement {
         DfStatement::Statement(inner)
-            if matches!(inner.as_ref(), datafusion::sql::sqlparser::ast::Statement::Query(_)) =>
+            if matches!(
+                inner.as_ref(),
+                datafusion::sql::sqlparser::ast::Statement::Query(_)
+            ) =>
         {
             Ok(statement)
         }
@@ -272,9 +308,17 @@ fn parse_query(file: &Path, text: &str) -> Result<DfStatement, Diagnostic> {
 /// `Line: 3, Column: 5` in a sqlparser message.
 fn position_of(message: &str) -> Option<(usize, usize)> {
     let after_line = message.split("Line: ").nth(1)?;
-    let line: usize = after_line.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
+    let line: usize = after_line
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
     let after_col = after_line.split("Column: ").nth(1)?;
-    let col: usize = after_col.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
+    let col: usize = after_col
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
     Some((line, col))
 }
 
@@ -304,7 +348,9 @@ fn parse_silver(file: &Path, text: &str) -> Result<SilverModel, Diagnostic> {
                         file,
                         line,
                         1,
-                        format!("invalid source \"{value}\": expected <source>/<table> such as mysql/events"),
+                        format!(
+                            "invalid source \"{value}\": expected <source>/<table> such as mysql/events"
+                        ),
                     ));
                 }
             },
@@ -399,7 +445,10 @@ fn order_gold(models: Vec<GoldModel>) -> Result<Vec<GoldModel>, Diagnostic> {
             let cycle: Vec<String> = rest.iter().map(|m| m.name.clone()).collect();
             return Err(Diagnostic::file(
                 &rest[0].file,
-                format!("gold models read each other in a cycle: {}", cycle.join(", ")),
+                format!(
+                    "gold models read each other in a cycle: {}",
+                    cycle.join(", ")
+                ),
             ));
         }
         for model in ready {
@@ -419,6 +468,7 @@ pub fn check(sql_dir: &Path) -> Result<Vec<String>, Diagnostics> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -459,15 +509,20 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("cycle"), "{err}");
-        let err = Models::from_texts(vec![], vec![(PathBuf::from("c.sql"), "SELECT * FROM events".to_string())])
-            .unwrap_err();
+        let err = Models::from_texts(
+            vec![],
+            vec![(PathBuf::from("c.sql"), "SELECT * FROM events".to_string())],
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("must be qualified"), "{err}");
     }
 
     #[test]
     fn positions_are_read_from_messages() {
         assert_eq!(
-            position_of("sql parser error: Expected: an expression, found: EOF at Line: 3, Column: 27"),
+            position_of(
+                "sql parser error: Expected: an expression, found: EOF at Line: 3, Column: 27"
+            ),
             Some((3, 27))
         );
     }

@@ -137,6 +137,7 @@ fn is_watermark_type(data_type: &DataType) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::ingest::source::{ColumnInfo, Wire};
@@ -178,9 +179,19 @@ mod tests {
         let plan = plan_table(&table("Append-only: visits", false), None)
             .unwrap()
             .unwrap();
-        assert_eq!(plan.mode, LoadMode::Incremental { column: "ID".into() });
+        assert_eq!(
+            plan.mode,
+            LoadMode::Incremental {
+                column: "ID".into()
+            }
+        );
         let plan = plan_table(&table("", true), None).unwrap().unwrap();
-        assert_eq!(plan.mode, LoadMode::Incremental { column: "UPDATED_AT".into() });
+        assert_eq!(
+            plan.mode,
+            LoadMode::Incremental {
+                column: "UPDATED_AT".into()
+            }
+        );
     }
 
     #[test]
@@ -189,7 +200,9 @@ mod tests {
             snapshot: true,
             ..Default::default()
         };
-        let plan = plan_table(&table("append-only", true), Some(&spec)).unwrap().unwrap();
+        let plan = plan_table(&table("append-only", true), Some(&spec))
+            .unwrap()
+            .unwrap();
         assert_eq!(plan.mode, LoadMode::Snapshot);
         let spec = SourceTableSpec {
             watermark: Some("id".into()),
@@ -197,7 +210,12 @@ mod tests {
             ..Default::default()
         };
         let plan = plan_table(&table("", false), Some(&spec)).unwrap().unwrap();
-        assert_eq!(plan.mode, LoadMode::Incremental { column: "ID".into() });
+        assert_eq!(
+            plan.mode,
+            LoadMode::Incremental {
+                column: "ID".into()
+            }
+        );
         let spec = SourceTableSpec {
             watermark: Some("nope".into()),
             ..Default::default()
@@ -207,6 +225,10 @@ mod tests {
             skip: true,
             ..Default::default()
         };
-        assert!(plan_table(&table("", false), Some(&spec)).unwrap().is_none());
+        assert!(
+            plan_table(&table("", false), Some(&spec))
+                .unwrap()
+                .is_none()
+        );
     }
 }

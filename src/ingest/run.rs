@@ -14,10 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::models::Models;
 use super::plan::{TablePlan, plan_table};
+use super::source::Source;
 use super::source::embedded::{EmbeddedDatabase, EmbeddedSource};
 use super::source::mysql::MysqlSource;
 use super::source::postgres::PostgresSource;
-use super::source::Source;
 use super::{Error, IngestOptions, IngestReport, LakeLayout, Layer, Result, TableReport};
 use crate::config::Config;
 use crate::config::ingest::{IngestSpec, SourceKind, SourceTableSpec};
@@ -37,7 +37,9 @@ pub fn sources_from_spec(spec: &IngestSpec) -> Result<Vec<SourceEntry>> {
         .iter()
         .map(|s| {
             let source: Arc<dyn Source> = match s.kind {
-                SourceKind::Mysql => Arc::new(MysqlSource::new(&s.name, s.url.as_str(), &s.database)?),
+                SourceKind::Mysql => {
+                    Arc::new(MysqlSource::new(&s.name, s.url.as_str(), &s.database)?)
+                }
                 SourceKind::Postgres => Arc::new(PostgresSource::new(
                     &s.name,
                     s.url.as_str(),
@@ -127,20 +129,23 @@ pub async fn run_embedded(
     options: &IngestOptions,
 ) -> Result<IngestReport> {
     let today = super::generate::today();
-    let sources = [("mysql", EmbeddedDatabase::Mysql), ("postgres", EmbeddedDatabase::Postgres)]
-        .into_iter()
-        .map(|(name, database)| SourceEntry {
-            source: Arc::new(EmbeddedSource::new(
-                name,
-                database,
-                embedded.patients,
-                embedded.events,
-                embedded.seed,
-                today,
-            )) as Arc<dyn Source>,
-            tables: BTreeMap::new(),
-        })
-        .collect();
+    let sources = [
+        ("mysql", EmbeddedDatabase::Mysql),
+        ("postgres", EmbeddedDatabase::Postgres),
+    ]
+    .into_iter()
+    .map(|(name, database)| SourceEntry {
+        source: Arc::new(EmbeddedSource::new(
+            name,
+            database,
+            embedded.patients,
+            embedded.events,
+            embedded.seed,
+            today,
+        )) as Arc<dyn Source>,
+        tables: BTreeMap::new(),
+    })
+    .collect();
     let models = match sql_dir {
         Some(dir) => Models::load(dir),
         None => Models::builtin(),
@@ -150,7 +155,12 @@ pub async fn run_embedded(
 }
 
 /// Retries `attempt` up to `retries` more times, doubling the wait from `backoff`.
-async fn with_retries<T, F, Fut>(what: &str, retries: u32, backoff: Duration, mut attempt: F) -> Result<T>
+async fn with_retries<T, F, Fut>(
+    what: &str,
+    retries: u32,
+    backoff: Duration,
+    mut attempt: F,
+) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
@@ -186,13 +196,19 @@ pub async fn run_with(
         domain: options.domain.clone(),
     };
     let mut report = IngestReport::default();
-    let source_names: Vec<String> = sources.iter().map(|s| s.source.name().to_string()).collect();
+    let source_names: Vec<String> = sources
+        .iter()
+        .map(|s| s.source.name().to_string())
+        .collect();
 
     if options.runs(Layer::Bronze) {
         // Discover every source at once; a source that stays down is reported, the others go on.
         let discovered = futures::future::join_all(sources.iter().map(|entry| async move {
             let name = entry.source.name().to_string();
-            let tables = with_retries(&name, options.retries, options.backoff, || entry.source.discover()).await;
+            let tables = with_retries(&name, options.retries, options.backoff, || {
+                entry.source.discover()
+            })
+            .await;
             (entry, name, tables)
         }))
         .await;
@@ -214,40 +230,43 @@ pub async fn run_with(
                 Err(err) => report.failures.push(format!("source \"{name}\": {err}")),
             }
         }
-        let results: Vec<(String, Result<TableReport>)> = futures::stream::iter(plans.into_iter().map(|(source, plan)| {
-            let layout = layout.clone();
-            async move {
-                let path = layout.bronze_path(source.name(), &plan.info.lake_name);
-                let result = with_retries(&path, options.retries, options.backoff, || {
-                    super::bronze::load_table(source.as_ref(), &plan, &layout, options)
-                })
-                .await;
-                (path, result)
-            }
-        }))
-        .buffer_unordered(options.parallelism.max(1))
-        .collect()
-        .await;
+        let results: Vec<(String, Result<TableReport>)> =
+            futures::stream::iter(plans.into_iter().map(|(source, plan)| {
+                let layout = layout.clone();
+                async move {
+                    let path = layout.bronze_path(source.name(), &plan.info.lake_name);
+                    let result = with_retries(&path, options.retries, options.backoff, || {
+                        super::bronze::load_table(source.as_ref(), &plan, &layout, options)
+                    })
+                    .await;
+                    (path, result)
+                }
+            }))
+            .buffer_unordered(options.parallelism.max(1))
+            .collect()
+            .await;
         collect(&mut report, results);
     }
 
     if options.runs(Layer::Silver) {
         match super::silver::jobs(&layout, &source_names, models).await {
             Ok(jobs) => {
-                let results: Vec<(String, Result<TableReport>)> = futures::stream::iter(jobs.into_iter().map(|job| {
-                    let layout = layout.clone();
-                    async move {
-                        let path = layout.silver_path(&job.model.name);
-                        let result = with_retries(&path, options.retries, options.backoff, || {
-                            super::silver::merge_table(&layout, &job)
-                        })
-                        .await;
-                        (path, result)
-                    }
-                }))
-                .buffer_unordered(options.parallelism.max(1))
-                .collect()
-                .await;
+                let results: Vec<(String, Result<TableReport>)> =
+                    futures::stream::iter(jobs.into_iter().map(|job| {
+                        let layout = layout.clone();
+                        async move {
+                            let path = layout.silver_path(&job.model.name);
+                            let result =
+                                with_retries(&path, options.retries, options.backoff, || {
+                                    super::silver::merge_table(&layout, &job)
+                                })
+                                .await;
+                            (path, result)
+                        }
+                    }))
+                    .buffer_unordered(options.parallelism.max(1))
+                    .collect()
+                    .await;
                 collect(&mut report, results);
             }
             Err(err) => report.failures.push(format!("silver: {err}")),

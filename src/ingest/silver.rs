@@ -12,7 +12,7 @@ use datafusion::prelude::SessionContext;
 
 use super::bronze::{self, METADATA_COLUMNS};
 use super::models::SilverModel;
-use super::{Error, Layer, LakeLayout, Result, TableReport, quote_ident, snake_case};
+use super::{Error, LakeLayout, Layer, Result, TableReport, quote_ident, snake_case};
 use crate::lake::table::TableHandle;
 use crate::lake::write::{self, MergeOptions, WriteOptions};
 
@@ -152,10 +152,7 @@ pub async fn merge_table(layout: &LakeLayout, job: &SilverJob) -> Result<TableRe
     let n_rows = count(&ctx, &format!("SELECT count(*) FROM bronze {filter}")).await?;
     ctx.register_table("source", ctx.sql(&source_sql).await?.into_view())?;
     let frame = ctx.sql(&job.model.sql).await.map_err(|err| {
-        Error::Invalid(format!(
-            "silver model {}: {err}",
-            job.model.file.display()
-        ))
+        Error::Invalid(format!("silver model {}: {err}", job.model.file.display()))
     })?;
     for k in &key {
         if frame.schema().field_with_unqualified_name(k).is_err() {
@@ -174,7 +171,10 @@ pub async fn merge_table(layout: &LakeLayout, job: &SilverJob) -> Result<TableRe
             merge_schema: true,
             commit_metadata: vec![
                 ("lakehouse.layer".to_string(), serde_json::json!("silver")),
-                ("lakehouse.bronzeBatch".to_string(), serde_json::json!(latest)),
+                (
+                    "lakehouse.bronzeBatch".to_string(),
+                    serde_json::json!(latest),
+                ),
             ],
         },
     };
@@ -188,7 +188,11 @@ pub async fn merge_table(layout: &LakeLayout, job: &SilverJob) -> Result<TableRe
         mode: if full {
             format!("merge of snapshot batch {snapshot} by {}", key.join(","))
         } else {
-            format!("merge of batches {}..={latest} by {}", merged + 1, key.join(","))
+            format!(
+                "merge of batches {}..={latest} by {}",
+                merged + 1,
+                key.join(",")
+            )
         },
     })
 }

@@ -346,9 +346,9 @@ pub async fn merge_frame(
         })
     })?;
     builder = builder.when_not_matched_insert(|insert| {
-        columns
-            .iter()
-            .fold(insert, |i, c| i.set(c.as_str(), format!("source.{}", quote(c))))
+        columns.iter().fold(insert, |i, c| {
+            i.set(c.as_str(), format!("source.{}", quote(c)))
+        })
     })?;
     if options.delete_missing {
         builder = builder.when_not_matched_by_source_delete(|delete| delete)?;
@@ -374,5 +374,9 @@ pub async fn table_description(location: &StorageLocation) -> Result<Option<Stri
         Err(deltalake::DeltaTableError::NotATable(_)) => return Ok(None),
         Err(err) => return Err(err.into()),
     };
-    Ok(table.snapshot()?.metadata().description().map(str::to_string))
+    Ok(table
+        .snapshot()?
+        .metadata()
+        .description()
+        .map(str::to_string))
 }

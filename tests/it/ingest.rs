@@ -50,7 +50,10 @@ async fn generated_data_keeps_the_rules() {
         .collect();
     assert_eq!(areas.len(), 10);
     // Symptoms belong to the doctor's specialty, NULL where it has none.
-    for row in db.mysql("SELECT DISTINCT ID_DOCTOR, SYMPTOMS FROM events").await {
+    for row in db
+        .mysql("SELECT DISTINCT ID_DOCTOR, SYMPTOMS FROM events")
+        .await
+    {
         let area = rules::area_of(row[0].parse().unwrap());
         let allowed = rules::symptoms_of(area);
         if allowed.is_empty() {
@@ -75,7 +78,13 @@ async fn generated_data_keeps_the_rules() {
         .map(|r| r[0].clone())
         .collect();
     let expected: BTreeSet<String> = [
-        "Portugal", "Germany", "Brazil", "Italy", "France", "United States", "Mexico",
+        "Portugal",
+        "Germany",
+        "Brazil",
+        "Italy",
+        "France",
+        "United States",
+        "Mexico",
         "United Kingdom",
     ]
     .iter()
@@ -83,8 +92,10 @@ async fn generated_data_keeps_the_rules() {
     .collect();
     assert_eq!(countries, expected);
     assert_eq!(
-        db.mysql_count("SELECT COUNT(*) FROM patient WHERE AGE NOT BETWEEN 0 AND 115 OR SEX NOT IN ('M','F')")
-            .await,
+        db.mysql_count(
+            "SELECT COUNT(*) FROM patient WHERE AGE NOT BETWEEN 0 AND 115 OR SEX NOT IN ('M','F')"
+        )
+        .await,
         0
     );
     // Service dates from 2020-01-01 up to yesterday.
@@ -144,7 +155,9 @@ async fn source_bronze_silver_and_gold_agree() {
 
     // patient, with its multi-line addresses.
     let source = db
-        .mysql(&format!("SELECT {PATIENT_COLUMNS} FROM patient ORDER BY ID"))
+        .mysql(&format!(
+            "SELECT {PATIENT_COLUMNS} FROM patient ORDER BY ID"
+        ))
         .await;
     let bronze = db
         .lake(
@@ -163,7 +176,11 @@ async fn source_bronze_silver_and_gold_agree() {
     assert_eq!(source, silver);
 
     // The small tables and the medicines; silver's rules.
-    assert_eq!(db.lake("silver/ikhospital/doctors", "SELECT count(*) FROM t").await[0][0], "30");
+    assert_eq!(
+        db.lake("silver/ikhospital/doctors", "SELECT count(*) FROM t")
+            .await[0][0],
+        "30"
+    );
     let shift_columns: Vec<String> = lake_schema(&db.lake_dir(), "silver/ikhospital/shift")
         .await
         .fields()
@@ -179,7 +196,10 @@ async fn source_bronze_silver_and_gold_agree() {
         .await;
     assert_eq!(medicine, vec![vec!["Silicea", "Silicea", "15631-0404"]]);
     let bronze_medicine = db
-        .lake("bronze/postgres/ikhospital/medicine", "SELECT count(*), max(brand_name) FROM t")
+        .lake(
+            "bronze/postgres/ikhospital/medicine",
+            "SELECT count(*), max(brand_name) FROM t",
+        )
         .await;
     assert_eq!(bronze_medicine[0][0], "100");
 
@@ -190,30 +210,60 @@ async fn source_bronze_silver_and_gold_agree() {
             "SELECT count(DISTINCT _batch_id), min(_source), count(_ingested_at) FROM t",
         )
         .await;
-    assert_eq!(meta[0], vec!["1".to_string(), format!("mysql:{}.events", db.name), "6000".to_string()]);
+    assert_eq!(
+        meta[0],
+        vec![
+            "1".to_string(),
+            format!("mysql:{}.events", db.name),
+            "6000".to_string()
+        ]
+    );
 
     // Gold: the served contract, with plain Arrow types.
     let gold = |table: &'static str| {
         let dir = db.lake_dir();
-        async move { lake_query(&dir, &format!("gold/ikhospital/{table}"), "SELECT count(*) FROM t").await[0][0].clone() }
+        async move {
+            lake_query(
+                &dir,
+                &format!("gold/ikhospital/{table}"),
+                "SELECT count(*) FROM t",
+            )
+            .await[0][0]
+                .clone()
+        }
     };
     assert_eq!(gold("fact_events").await, "6000");
     assert_eq!(gold("dim_patient").await, "1500");
     assert_eq!(gold("dim_doctors").await, "30");
     assert_eq!(gold("dim_medicine").await, "100");
     let schema = lake_schema(&db.lake_dir(), "gold/ikhospital/fact_events").await;
-    let types: Vec<String> = schema.fields().iter().map(|f| format!("{}:{}", f.name(), f.data_type())).collect();
+    let types: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}:{}", f.name(), f.data_type()))
+        .collect();
     assert_eq!(
         types,
         vec![
-            "id:Int32", "id_patient:Int32", "age:Int32", "id_doctor:Int32", "id_smoke:Int32",
-            "symptoms:Utf8", "date_of_service:Date32"
+            "id:Int32",
+            "id_patient:Int32",
+            "age:Int32",
+            "id_doctor:Int32",
+            "id_smoke:Int32",
+            "symptoms:Utf8",
+            "date_of_service:Date32"
         ]
     );
     let doctors = db
-        .lake("gold/ikhospital/dim_doctors", "SELECT id_doctor, area, name, shift FROM t WHERE id_doctor = 2")
+        .lake(
+            "gold/ikhospital/dim_doctors",
+            "SELECT id_doctor, area, name, shift FROM t WHERE id_doctor = 2",
+        )
         .await;
-    assert_eq!(doctors, vec![vec!["2", "Allergist", "Sullivan Colt", "Evening"]]);
+    assert_eq!(
+        doctors,
+        vec![vec!["2", "Allergist", "Sullivan Colt", "Evening"]]
+    );
     // dim_date: one row per day from the first to the last visit.
     let calendar = db
         .lake(
@@ -226,7 +276,10 @@ async fn source_bronze_silver_and_gold_agree() {
         .await;
     assert_eq!(calendar[0][0], range[0][0]);
     assert_eq!(calendar[0][1], range[0][0]);
-    assert_eq!((&calendar[0][2], &calendar[0][3]), (&range[0][1], &range[0][2]));
+    assert_eq!(
+        (&calendar[0][2], &calendar[0][3]),
+        (&range[0][1], &range[0][2])
+    );
     assert_eq!(calendar[0][4], "7");
     assert_eq!(calendar[0][5], "April");
 
@@ -235,8 +288,14 @@ async fn source_bronze_silver_and_gold_agree() {
     let again = db.ingest().await;
     let events = again.table("bronze/mysql/ikhospital/events").unwrap();
     assert_eq!((events.rows, events.version), (0, None));
-    assert_eq!(again.table("silver/ikhospital/events").unwrap().version, None);
-    assert_eq!(again.table("gold/ikhospital/fact_events").unwrap().version, None);
+    assert_eq!(
+        again.table("silver/ikhospital/events").unwrap().version,
+        None
+    );
+    assert_eq!(
+        again.table("gold/ikhospital/fact_events").unwrap().version,
+        None
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,24 +308,54 @@ async fn incremental_run_loads_exactly_the_new_rows() {
     let report = db.ingest().await;
     let bronze_events = report.table("bronze/mysql/ikhospital/events").unwrap();
     assert_eq!(bronze_events.rows, 300, "{}", report.render());
-    assert!(bronze_events.mode.contains("after 2000"), "{}", bronze_events.mode);
-    assert_eq!(report.table("bronze/mysql/ikhospital/patient").unwrap().rows, 40);
+    assert!(
+        bronze_events.mode.contains("after 2000"),
+        "{}",
+        bronze_events.mode
+    );
+    assert_eq!(
+        report
+            .table("bronze/mysql/ikhospital/patient")
+            .unwrap()
+            .rows,
+        40
+    );
     assert_eq!(report.table("silver/ikhospital/events").unwrap().rows, 300);
     let counts = db
-        .lake("bronze/mysql/ikhospital/events", "SELECT count(*), count(DISTINCT \"ID\"), count(DISTINCT _batch_id) FROM t")
+        .lake(
+            "bronze/mysql/ikhospital/events",
+            "SELECT count(*), count(DISTINCT \"ID\"), count(DISTINCT _batch_id) FROM t",
+        )
         .await;
     assert_eq!(counts[0], vec!["2300", "2300", "2"]);
-    assert_eq!(db.lake("silver/ikhospital/events", "SELECT count(*) FROM t").await[0][0], "2300");
-    assert_eq!(db.lake("silver/ikhospital/patient", "SELECT count(*) FROM t").await[0][0], "540");
-    assert_eq!(db.lake("gold/ikhospital/fact_events", "SELECT count(*) FROM t").await[0][0], "2300");
+    assert_eq!(
+        db.lake("silver/ikhospital/events", "SELECT count(*) FROM t")
+            .await[0][0],
+        "2300"
+    );
+    assert_eq!(
+        db.lake("silver/ikhospital/patient", "SELECT count(*) FROM t")
+            .await[0][0],
+        "540"
+    );
+    assert_eq!(
+        db.lake("gold/ikhospital/fact_events", "SELECT count(*) FROM t")
+            .await[0][0],
+        "2300"
+    );
     // New visits of new patients are consistent with them.
     let source = db
-        .mysql(&format!("SELECT {EVENTS_COLUMNS} FROM events WHERE ID > 2000 ORDER BY ID"))
+        .mysql(&format!(
+            "SELECT {EVENTS_COLUMNS} FROM events WHERE ID > 2000 ORDER BY ID"
+        ))
         .await;
     let bronze = db
         .lake(
             "bronze/mysql/ikhospital/events",
-            &format!("SELECT {} FROM t WHERE \"ID\" > 2000 ORDER BY \"ID\"", quoted(EVENTS_COLUMNS)),
+            &format!(
+                "SELECT {} FROM t WHERE \"ID\" > 2000 ORDER BY \"ID\"",
+                quoted(EVENTS_COLUMNS)
+            ),
         )
         .await;
     assert_eq!(source, bronze);
@@ -277,42 +366,81 @@ async fn updates_deletes_and_new_columns_reach_silver() {
     let db = Sources::new().await;
     db.generate(300, 1_000, 8, false).await;
     db.ingest().await;
-    db.mysql_exec("UPDATE patient SET NAME = 'Renamed Person', COUNTRY = 'Portugal' WHERE ID_PATIENT = 7")
+    db.mysql_exec(
+        "UPDATE patient SET NAME = 'Renamed Person', COUNTRY = 'Portugal' WHERE ID_PATIENT = 7",
+    )
+    .await;
+    db.mysql_exec("DELETE FROM doctors WHERE ID_DOCTOR = 30")
         .await;
-    db.mysql_exec("DELETE FROM doctors WHERE ID_DOCTOR = 30").await;
-    db.mysql_exec("UPDATE shift SET SHIFT_NAME = 'Night' WHERE ID_SHIFT = 3").await;
-    db.postgres_exec("DELETE FROM pharmacy.medicine WHERE id = 1").await;
-    db.mysql_exec("ALTER TABLE events ADD COLUMN NOTE VARCHAR(20)").await;
+    db.mysql_exec("UPDATE shift SET SHIFT_NAME = 'Night' WHERE ID_SHIFT = 3")
+        .await;
+    db.postgres_exec("DELETE FROM pharmacy.medicine WHERE id = 1")
+        .await;
+    db.mysql_exec("ALTER TABLE events ADD COLUMN NOTE VARCHAR(20)")
+        .await;
     db.generate(0, 50, 9, true).await;
-    db.mysql_exec("UPDATE events SET NOTE = 'follow-up' WHERE ID > 1000").await;
+    db.mysql_exec("UPDATE events SET NOTE = 'follow-up' WHERE ID > 1000")
+        .await;
     let report = db.ingest().await;
-    assert_eq!(report.table("bronze/mysql/ikhospital/patient").unwrap().rows, 1);
+    assert_eq!(
+        report
+            .table("bronze/mysql/ikhospital/patient")
+            .unwrap()
+            .rows,
+        1
+    );
 
     let patient = db
-        .lake("silver/ikhospital/patient", "SELECT name, country FROM t WHERE id_patient = 7")
+        .lake(
+            "silver/ikhospital/patient",
+            "SELECT name, country FROM t WHERE id_patient = 7",
+        )
         .await;
     assert_eq!(patient, vec![vec!["Renamed Person", "Portugal"]]);
-    assert_eq!(db.lake("silver/ikhospital/patient", "SELECT count(*) FROM t").await[0][0], "300");
+    assert_eq!(
+        db.lake("silver/ikhospital/patient", "SELECT count(*) FROM t")
+            .await[0][0],
+        "300"
+    );
     let doctors = db
-        .lake("silver/ikhospital/doctors", "SELECT count(*), max(id_doctor) FROM t")
+        .lake(
+            "silver/ikhospital/doctors",
+            "SELECT count(*), max(id_doctor) FROM t",
+        )
         .await;
     assert_eq!(doctors[0], vec!["29", "29"]);
-    assert_eq!(db.lake("gold/ikhospital/dim_doctors", "SELECT count(*) FROM t").await[0][0], "29");
+    assert_eq!(
+        db.lake("gold/ikhospital/dim_doctors", "SELECT count(*) FROM t")
+            .await[0][0],
+        "29"
+    );
     let shift = db
-        .lake("gold/ikhospital/dim_doctors", "SELECT DISTINCT shift FROM t WHERE id_doctor = 3")
+        .lake(
+            "gold/ikhospital/dim_doctors",
+            "SELECT DISTINCT shift FROM t WHERE id_doctor = 3",
+        )
         .await;
     assert_eq!(shift, vec![vec!["Night"]]);
     let medicine = db
-        .lake("silver/ikhospital/medicine", "SELECT count(*), min(id) FROM t")
+        .lake(
+            "silver/ikhospital/medicine",
+            "SELECT count(*), min(id) FROM t",
+        )
         .await;
     assert_eq!(medicine[0], vec!["99", "2"]);
     // The new column is in bronze and silver, with its values; older rows have NULL.
     let notes = db
-        .lake("bronze/mysql/ikhospital/events", "SELECT count(\"NOTE\"), count(*) FROM t")
+        .lake(
+            "bronze/mysql/ikhospital/events",
+            "SELECT count(\"NOTE\"), count(*) FROM t",
+        )
         .await;
     assert_eq!(notes[0], vec!["50", "1050"]);
     let notes = db
-        .lake("silver/ikhospital/events", "SELECT count(note), min(note), count(*) FROM t")
+        .lake(
+            "silver/ikhospital/events",
+            "SELECT count(note), min(note), count(*) FROM t",
+        )
         .await;
     assert_eq!(notes[0], vec!["50", "follow-up", "1050"]);
 }
@@ -324,6 +452,7 @@ async fn kill_9_mid_run_then_rerun_gives_exact_counts() {
     let config = db.write_config(&db.mysql_url(), "");
     let binary = env!("CARGO_BIN_EXE_lakehouse");
     // Kill at different moments of the first run, then of later runs after an append.
+    let mut interrupted = 0;
     for (round, delay_ms) in [150u64, 600, 1_200, 2_500].into_iter().enumerate() {
         if round == 2 {
             db.generate(1_000, 20_000, 14, true).await;
@@ -336,30 +465,65 @@ async fn kill_9_mid_run_then_rerun_gives_exact_counts() {
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(delay_ms));
+        if child.try_wait().unwrap().is_none() {
+            interrupted += 1;
+        }
         // SIGKILL: no destructor, no flush, no chance to finish a commit cleanly.
         let _ = child.kill();
         let _ = child.wait();
     }
+    assert!(
+        interrupted >= 2,
+        "only {interrupted} of 4 runs were still running when killed"
+    );
     db.ingest().await;
-    let source = db.mysql_count("SELECT COUNT(*) FROM events").await.to_string();
+    let source = db
+        .mysql_count("SELECT COUNT(*) FROM events")
+        .await
+        .to_string();
     let bronze = db
-        .lake("bronze/mysql/ikhospital/events", "SELECT count(*), count(DISTINCT \"ID\") FROM t")
+        .lake(
+            "bronze/mysql/ikhospital/events",
+            "SELECT count(*), count(DISTINCT \"ID\") FROM t",
+        )
         .await;
     assert_eq!(bronze[0], vec![source.clone(), source.clone()]);
     let silver = db
-        .lake("silver/ikhospital/events", "SELECT count(*), count(DISTINCT id) FROM t")
+        .lake(
+            "silver/ikhospital/events",
+            "SELECT count(*), count(DISTINCT id) FROM t",
+        )
         .await;
     assert_eq!(silver[0], vec![source.clone(), source.clone()]);
-    assert_eq!(db.lake("gold/ikhospital/fact_events", "SELECT count(*) FROM t").await[0][0], source);
-    let patients = db.mysql_count("SELECT COUNT(*) FROM patient").await.to_string();
+    assert_eq!(
+        db.lake("gold/ikhospital/fact_events", "SELECT count(*) FROM t")
+            .await[0][0],
+        source
+    );
+    let patients = db
+        .mysql_count("SELECT COUNT(*) FROM patient")
+        .await
+        .to_string();
     let bronze = db
-        .lake("bronze/mysql/ikhospital/patient", "SELECT count(DISTINCT \"ID\") FROM t")
+        .lake(
+            "bronze/mysql/ikhospital/patient",
+            "SELECT count(DISTINCT \"ID\") FROM t",
+        )
         .await;
     assert_eq!(bronze[0][0], patients);
-    assert_eq!(db.lake("silver/ikhospital/patient", "SELECT count(*) FROM t").await[0][0], patients);
+    assert_eq!(
+        db.lake("silver/ikhospital/patient", "SELECT count(*) FROM t")
+            .await[0][0],
+        patients
+    );
     // And the converged lake does not move on a further run.
     let report = db.ingest().await;
-    assert_eq!(report.rows(Layer::Bronze), 30 + 3 + 100, "{}", report.render());
+    assert_eq!(
+        report.rows(Layer::Bronze),
+        30 + 3 + 100,
+        "{}",
+        report.render()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -369,14 +533,29 @@ async fn a_down_source_is_reported_while_the_others_proceed() {
     // Port 1 on loopback: connection refused at once.
     let config_path = db.write_config(&format!("mysql://root@127.0.0.1:1/{}", db.name), "");
     let config = lakehouse::config::Config::load(&config_path).unwrap();
-    let report = lakehouse::ingest::run_once(&config, &test_options()).await.unwrap();
+    let report = lakehouse::ingest::run_once(&config, &test_options())
+        .await
+        .unwrap();
     assert!(
-        report.failures.iter().any(|f| f.starts_with("source \"mysql\"")),
+        report
+            .failures
+            .iter()
+            .any(|f| f.starts_with("source \"mysql\"")),
         "{:?}",
         report.failures
     );
-    assert_eq!(report.table("bronze/postgres/ikhospital/medicine").unwrap().rows, 100);
-    assert_eq!(db.lake("silver/ikhospital/medicine", "SELECT count(*) FROM t").await[0][0], "100");
+    assert_eq!(
+        report
+            .table("bronze/postgres/ikhospital/medicine")
+            .unwrap()
+            .rows,
+        100
+    );
+    assert_eq!(
+        db.lake("silver/ikhospital/medicine", "SELECT count(*) FROM t")
+            .await[0][0],
+        "100"
+    );
     assert!(report.clone().into_result().is_err());
     // The command exits 1 and names what failed.
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_lakehouse"))
@@ -392,8 +571,11 @@ async fn a_down_source_is_reported_while_the_others_proceed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_demo_builds_all_layers_quickly() {
     let dir = tempfile::tempdir().unwrap();
-    let root = lakehouse::lake::StorageLocation::parse(&dir.path().display().to_string(), Default::default())
-        .unwrap();
+    let root = lakehouse::lake::StorageLocation::parse(
+        &dir.path().display().to_string(),
+        Default::default(),
+    )
+    .unwrap();
     let started = Instant::now();
     let report = run_embedded(&root, None, &Default::default(), &test_options())
         .await
@@ -402,7 +584,15 @@ async fn embedded_demo_builds_all_layers_quickly() {
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     let count = |table: &'static str| {
         let path = dir.path().to_path_buf();
-        async move { lake_query(&path, &format!("gold/ikhospital/{table}"), "SELECT count(*) FROM t").await[0][0].clone() }
+        async move {
+            lake_query(
+                &path,
+                &format!("gold/ikhospital/{table}"),
+                "SELECT count(*) FROM t",
+            )
+            .await[0][0]
+                .clone()
+        }
     };
     assert_eq!(count("fact_events").await, "6000");
     assert_eq!(count("dim_patient").await, "1500");
@@ -410,12 +600,22 @@ async fn embedded_demo_builds_all_layers_quickly() {
     assert_eq!(count("dim_medicine").await, "100");
     assert_ne!(count("dim_date").await, "0");
     // Generous bound for a debug build on 2 cores; a release build takes well under a second.
-    assert!(elapsed < Duration::from_secs(30), "{elapsed:?}\n{}", report.render());
+    assert!(
+        elapsed < Duration::from_secs(30),
+        "{elapsed:?}\n{}",
+        report.render()
+    );
     // Running it again is a no-op for the incremental tables.
     let again = run_embedded(&root, None, &Default::default(), &test_options())
         .await
         .unwrap();
-    assert_eq!(again.table("bronze/mysql/ikhospital/events").unwrap().version, None);
+    assert_eq!(
+        again
+            .table("bronze/mysql/ikhospital/events")
+            .unwrap()
+            .version,
+        None
+    );
 }
 
 #[test]
@@ -427,8 +627,14 @@ fn check_reports_model_errors_with_their_location() {
         "-- a broken model\nSELECT id,\n  FROM silver.events WHERE\n",
     )
     .unwrap();
-    let err = lakehouse::ingest::models::check(dir.path()).unwrap_err().to_string();
+    let err = lakehouse::ingest::models::check(dir.path())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("broken.sql:"), "{err}");
-    std::fs::write(dir.path().join("gold/broken.sql"), "SELECT 1 AS x FROM silver.events").unwrap();
+    std::fs::write(
+        dir.path().join("gold/broken.sql"),
+        "SELECT 1 AS x FROM silver.events",
+    )
+    .unwrap();
     assert!(lakehouse::ingest::models::check(dir.path()).is_ok());
 }

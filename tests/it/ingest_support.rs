@@ -59,7 +59,9 @@ impl Sources {
             append,
             progress: false,
         };
-        lakehouse::ingest::generate::generate(&options).await.unwrap();
+        lakehouse::ingest::generate::generate(&options)
+            .await
+            .unwrap();
     }
 
     /// The lake root.
@@ -160,11 +162,14 @@ impl Drop for Sources {
                 .unwrap();
             rt.block_on(async move {
                 if let Ok(mut conn) = mysql_async::Conn::from_url(MYSQL).await {
-                    let _ = conn.query_drop(format!("DROP DATABASE IF EXISTS `{name}`")).await;
+                    let _ = conn
+                        .query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
+                        .await;
                     let _ = conn.disconnect().await;
                 }
                 if let Ok((client, connection)) =
-                    tokio_postgres::connect(&format!("{POSTGRES}/postgres"), tokio_postgres::NoTls).await
+                    tokio_postgres::connect(&format!("{POSTGRES}/postgres"), tokio_postgres::NoTls)
+                        .await
                 {
                     tokio::spawn(connection);
                     let _ = client
@@ -191,10 +196,16 @@ pub fn test_options() -> IngestOptions {
 /// without them.
 pub async fn require_services() {
     if let Err(err) = mysql_async::Conn::from_url(MYSQL).await {
-        panic!("MariaDB at 127.0.0.1:3306 (user root, no password) is not reachable: {err}; the ingest tests need it");
+        panic!(
+            "MariaDB at 127.0.0.1:3306 (user root, no password) is not reachable: {err}; the ingest tests need it"
+        );
     }
-    if let Err(err) = tokio_postgres::connect(&format!("{POSTGRES}/postgres"), tokio_postgres::NoTls).await {
-        panic!("PostgreSQL at 127.0.0.1:5432 (user postgres, trust) is not reachable: {err}; the ingest tests need it");
+    if let Err(err) =
+        tokio_postgres::connect(&format!("{POSTGRES}/postgres"), tokio_postgres::NoTls).await
+    {
+        panic!(
+            "PostgreSQL at 127.0.0.1:5432 (user postgres, trust) is not reachable: {err}; the ingest tests need it"
+        );
     }
 }
 
@@ -219,7 +230,8 @@ pub async fn lake_query(lake_dir: &Path, path: &str, sql: &str) -> Vec<Vec<Strin
         .await
         .unwrap_or_else(|err| panic!("lake table {path}: {err}"));
     let ctx = SessionContext::new();
-    ctx.register_table("t", handle.provider().await.unwrap()).unwrap();
+    ctx.register_table("t", handle.provider().await.unwrap())
+        .unwrap();
     let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
     let mut rows = Vec::new();
     for batch in batches {

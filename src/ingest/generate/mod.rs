@@ -356,9 +356,7 @@ pub fn database_name(from_url: Option<&str>) -> Result<String> {
         .map(|s| s.trim_matches('/'))
         .filter(|s| !s.is_empty())
         .unwrap_or("ikhospital");
-    let valid = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    let valid = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !name.starts_with(|c: char| c.is_ascii_digit());
     if valid {
         Ok(name.to_string())
@@ -370,6 +368,7 @@ pub fn database_name(from_url: Option<&str>) -> Result<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -410,7 +409,11 @@ mod tests {
     fn ddl_splits_into_statements() {
         let mysql = split_statements(MYSQL_DDL);
         assert_eq!(mysql.len(), 4, "{mysql:?}");
-        assert!(mysql.iter().all(|s| s.starts_with("CREATE TABLE IF NOT EXISTS")));
+        assert!(
+            mysql
+                .iter()
+                .all(|s| s.starts_with("CREATE TABLE IF NOT EXISTS"))
+        );
         assert_eq!(split_statements(POSTGRES_DDL).len(), 2);
     }
 

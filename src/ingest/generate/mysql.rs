@@ -13,6 +13,9 @@ use super::rules::{Patient, Visit, VisitPatient};
 use super::{GenerateOptions, Generator, Progress, database_name, split_statements};
 use crate::ingest::{Error, Result};
 
+/// ID_PATIENT, NAME, SEX, AGE of an existing patient.
+type PatientRow = (i32, Option<String>, Option<String>, Option<i32>);
+
 /// Creates the database and tables if missing, then adds the rows. Returns (patients, visits)
 /// inserted.
 pub async fn generate(
@@ -37,7 +40,7 @@ pub async fn generate(
     insert_fixed_rows(&mut conn).await?;
 
     let existing: Vec<VisitPatient> = if options.append {
-        let rows: Vec<(i32, Option<String>, Option<String>, Option<i32>)> = conn
+        let rows: Vec<PatientRow> = conn
             .query("SELECT ID_PATIENT, NAME, SEX, AGE FROM patient ORDER BY ID")
             .await?;
         rows.into_iter()
@@ -97,7 +100,8 @@ pub async fn generate(
 /// Connects to the server of `url` without selecting a database; returns the database the URL
 /// names (`ikhospital` by default).
 pub async fn connect_server(url: &str) -> Result<(Conn, String)> {
-    let opts = Opts::from_url(url).map_err(|err| Error::Invalid(format!("invalid MySQL URL: {err}")))?;
+    let opts =
+        Opts::from_url(url).map_err(|err| Error::Invalid(format!("invalid MySQL URL: {err}")))?;
     let database = database_name(opts.db_name())?;
     let conn = Conn::new(OptsBuilder::from_opts(opts).db_name(None::<String>)).await?;
     Ok((conn, database))
@@ -109,7 +113,8 @@ async fn insert_fixed_rows(conn: &mut Conn) -> Result<()> {
         .await?
         .unwrap_or(0);
     if n_doctors == 0 {
-        let mut sql = String::from("INSERT INTO doctors (ID, ID_DOCTOR, AREA, NAME, ID_SHIFT) VALUES ");
+        let mut sql =
+            String::from("INSERT INTO doctors (ID, ID_DOCTOR, AREA, NAME, ID_SHIFT) VALUES ");
         for (idx, doctor) in super::doctors().iter().enumerate() {
             if idx > 0 {
                 sql.push(',');
@@ -186,7 +191,9 @@ fn visits_insert(chunk: &[Visit], patients: &[VisitPatient]) -> String {
             quote(&patient.sex),
             patient.age,
             visit.id_doctor,
-            visit.id_smoke.map_or_else(|| "NULL".to_string(), |s| s.to_string()),
+            visit
+                .id_smoke
+                .map_or_else(|| "NULL".to_string(), |s| s.to_string()),
             visit.symptoms.map_or_else(|| "NULL".to_string(), quote),
             visit.date_of_service.format("%Y-%m-%d")
         );
@@ -214,6 +221,7 @@ pub fn quote(value: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -43,101 +43,409 @@ enum AddressStyle {
 pub const COUNTRIES: &[Country] = &[
     Country {
         name: "Portugal",
-        male: &["João", "Tiago", "Rui", "Nuno", "Miguel", "Pedro", "Duarte", "Gonçalo", "Afonso", "Francisco"],
-        female: &["Maria", "Inês", "Beatriz", "Leonor", "Matilde", "Carolina", "Mariana", "Ana", "Sofia", "Rita"],
-        surnames: &["Silva", "Santos", "Ferreira", "Pereira", "Oliveira", "Costa", "Rodrigues", "Martins", "Sousa", "Gonçalves", "Lopes", "Marques"],
-        streets: &["Rua Augusta", "Avenida da Liberdade", "Rua de Santa Catarina", "Rua do Carmo", "Avenida dos Aliados", "Rua das Flores", "Travessa do Forno", "Largo do Rato"],
-        cities: &["Lisboa", "Porto", "Braga", "Coimbra", "Faro", "Aveiro", "Setúbal", "Évora"],
+        male: &[
+            "João",
+            "Tiago",
+            "Rui",
+            "Nuno",
+            "Miguel",
+            "Pedro",
+            "Duarte",
+            "Gonçalo",
+            "Afonso",
+            "Francisco",
+        ],
+        female: &[
+            "Maria", "Inês", "Beatriz", "Leonor", "Matilde", "Carolina", "Mariana", "Ana", "Sofia",
+            "Rita",
+        ],
+        surnames: &[
+            "Silva",
+            "Santos",
+            "Ferreira",
+            "Pereira",
+            "Oliveira",
+            "Costa",
+            "Rodrigues",
+            "Martins",
+            "Sousa",
+            "Gonçalves",
+            "Lopes",
+            "Marques",
+        ],
+        streets: &[
+            "Rua Augusta",
+            "Avenida da Liberdade",
+            "Rua de Santa Catarina",
+            "Rua do Carmo",
+            "Avenida dos Aliados",
+            "Rua das Flores",
+            "Travessa do Forno",
+            "Largo do Rato",
+        ],
+        cities: &[
+            "Lisboa", "Porto", "Braga", "Coimbra", "Faro", "Aveiro", "Setúbal", "Évora",
+        ],
         address: AddressStyle::Portugal,
         phone: "+351 9## ### ###",
         domains: &["sapo.pt", "gmail.com", "mail.pt", "outlook.pt"],
     },
     Country {
         name: "Germany",
-        male: &["Lukas", "Jonas", "Leon", "Finn", "Paul", "Felix", "Maximilian", "Jan", "Tobias", "Stefan"],
-        female: &["Anna", "Lena", "Hannah", "Sophie", "Marie", "Laura", "Julia", "Katrin", "Sabine", "Emma"],
-        surnames: &["Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker", "Hoffmann", "Schulz", "Koch", "Richter"],
-        streets: &["Hauptstraße", "Bahnhofstraße", "Gartenstraße", "Schillerstraße", "Goethestraße", "Lindenweg", "Bergstraße", "Kirchplatz"],
-        cities: &["Berlin", "Hamburg", "München", "Köln", "Frankfurt am Main", "Stuttgart", "Leipzig", "Dresden"],
+        male: &[
+            "Lukas",
+            "Jonas",
+            "Leon",
+            "Finn",
+            "Paul",
+            "Felix",
+            "Maximilian",
+            "Jan",
+            "Tobias",
+            "Stefan",
+        ],
+        female: &[
+            "Anna", "Lena", "Hannah", "Sophie", "Marie", "Laura", "Julia", "Katrin", "Sabine",
+            "Emma",
+        ],
+        surnames: &[
+            "Müller",
+            "Schmidt",
+            "Schneider",
+            "Fischer",
+            "Weber",
+            "Meyer",
+            "Wagner",
+            "Becker",
+            "Hoffmann",
+            "Schulz",
+            "Koch",
+            "Richter",
+        ],
+        streets: &[
+            "Hauptstraße",
+            "Bahnhofstraße",
+            "Gartenstraße",
+            "Schillerstraße",
+            "Goethestraße",
+            "Lindenweg",
+            "Bergstraße",
+            "Kirchplatz",
+        ],
+        cities: &[
+            "Berlin",
+            "Hamburg",
+            "München",
+            "Köln",
+            "Frankfurt am Main",
+            "Stuttgart",
+            "Leipzig",
+            "Dresden",
+        ],
         address: AddressStyle::Germany,
         phone: "+49 15# #######",
         domains: &["web.de", "gmx.de", "t-online.de", "gmail.com"],
     },
     Country {
         name: "Brazil",
-        male: &["Matheus", "Gabriel", "Lucas", "Rafael", "Gustavo", "Felipe", "Bruno", "Thiago", "Rodrigo", "Eduardo"],
-        female: &["Ana", "Juliana", "Camila", "Fernanda", "Larissa", "Beatriz", "Gabriela", "Aline", "Patrícia", "Letícia"],
-        surnames: &["Silva", "Souza", "Costa", "Santos", "Oliveira", "Pereira", "Lima", "Carvalho", "Almeida", "Ribeiro", "Gomes", "Araújo"],
-        streets: &["Rua das Palmeiras", "Avenida Paulista", "Rua Sete de Setembro", "Rua XV de Novembro", "Avenida Atlântica", "Rua da Consolação", "Rua Augusta", "Avenida Brasil"],
-        cities: &["São Paulo - SP", "Rio de Janeiro - RJ", "Belo Horizonte - MG", "Salvador - BA", "Curitiba - PR", "Recife - PE", "Porto Alegre - RS", "Fortaleza - CE"],
+        male: &[
+            "Matheus", "Gabriel", "Lucas", "Rafael", "Gustavo", "Felipe", "Bruno", "Thiago",
+            "Rodrigo", "Eduardo",
+        ],
+        female: &[
+            "Ana",
+            "Juliana",
+            "Camila",
+            "Fernanda",
+            "Larissa",
+            "Beatriz",
+            "Gabriela",
+            "Aline",
+            "Patrícia",
+            "Letícia",
+        ],
+        surnames: &[
+            "Silva", "Souza", "Costa", "Santos", "Oliveira", "Pereira", "Lima", "Carvalho",
+            "Almeida", "Ribeiro", "Gomes", "Araújo",
+        ],
+        streets: &[
+            "Rua das Palmeiras",
+            "Avenida Paulista",
+            "Rua Sete de Setembro",
+            "Rua XV de Novembro",
+            "Avenida Atlântica",
+            "Rua da Consolação",
+            "Rua Augusta",
+            "Avenida Brasil",
+        ],
+        cities: &[
+            "São Paulo - SP",
+            "Rio de Janeiro - RJ",
+            "Belo Horizonte - MG",
+            "Salvador - BA",
+            "Curitiba - PR",
+            "Recife - PE",
+            "Porto Alegre - RS",
+            "Fortaleza - CE",
+        ],
         address: AddressStyle::Brazil,
         phone: "+55 11 9####-####",
         domains: &["uol.com.br", "bol.com.br", "gmail.com", "terra.com.br"],
     },
     Country {
         name: "Italy",
-        male: &["Marco", "Luca", "Giuseppe", "Francesco", "Alessandro", "Matteo", "Lorenzo", "Andrea", "Davide", "Mirco"],
-        female: &["Giulia", "Francesca", "Chiara", "Sara", "Martina", "Valentina", "Alessia", "Elena", "Clelia", "Federica"],
-        surnames: &["Rossi", "Russo", "Ferrari", "Esposito", "Bianchi", "Romano", "Colombo", "Ricci", "Marino", "Greco", "Bruno", "Gallo"],
-        streets: &["Via Roma", "Via Garibaldi", "Corso Vittorio Emanuele", "Via Dante", "Via Mazzini", "Piazza del Popolo", "Via Verdi", "Viale Europa"],
-        cities: &["Roma", "Milano", "Napoli", "Torino", "Palermo", "Bologna", "Firenze", "Genova"],
+        male: &[
+            "Marco",
+            "Luca",
+            "Giuseppe",
+            "Francesco",
+            "Alessandro",
+            "Matteo",
+            "Lorenzo",
+            "Andrea",
+            "Davide",
+            "Mirco",
+        ],
+        female: &[
+            "Giulia",
+            "Francesca",
+            "Chiara",
+            "Sara",
+            "Martina",
+            "Valentina",
+            "Alessia",
+            "Elena",
+            "Clelia",
+            "Federica",
+        ],
+        surnames: &[
+            "Rossi", "Russo", "Ferrari", "Esposito", "Bianchi", "Romano", "Colombo", "Ricci",
+            "Marino", "Greco", "Bruno", "Gallo",
+        ],
+        streets: &[
+            "Via Roma",
+            "Via Garibaldi",
+            "Corso Vittorio Emanuele",
+            "Via Dante",
+            "Via Mazzini",
+            "Piazza del Popolo",
+            "Via Verdi",
+            "Viale Europa",
+        ],
+        cities: &[
+            "Roma", "Milano", "Napoli", "Torino", "Palermo", "Bologna", "Firenze", "Genova",
+        ],
         address: AddressStyle::Italy,
         phone: "+39 3## ### ####",
         domains: &["libero.it", "virgilio.it", "alice.it", "gmail.com"],
     },
     Country {
         name: "France",
-        male: &["Louis", "Gabriel", "Hugo", "Arthur", "Jules", "Lucas", "Nathan", "Thomas", "Antoine", "Julien"],
-        female: &["Emma", "Jade", "Louise", "Alice", "Chloé", "Léa", "Manon", "Camille", "Anouk", "Inès"],
-        surnames: &["Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Leroy", "Moreau", "Simon", "Laurent"],
-        streets: &["rue de la Paix", "avenue Victor Hugo", "rue du Faubourg", "boulevard Saint-Michel", "rue de la République", "place de la Mairie", "rue Pasteur", "avenue Jean Jaurès"],
-        cities: &["Paris", "Lyon", "Marseille", "Toulouse", "Nice", "Nantes", "Strasbourg", "Bordeaux"],
+        male: &[
+            "Louis", "Gabriel", "Hugo", "Arthur", "Jules", "Lucas", "Nathan", "Thomas", "Antoine",
+            "Julien",
+        ],
+        female: &[
+            "Emma", "Jade", "Louise", "Alice", "Chloé", "Léa", "Manon", "Camille", "Anouk", "Inès",
+        ],
+        surnames: &[
+            "Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand",
+            "Leroy", "Moreau", "Simon", "Laurent",
+        ],
+        streets: &[
+            "rue de la Paix",
+            "avenue Victor Hugo",
+            "rue du Faubourg",
+            "boulevard Saint-Michel",
+            "rue de la République",
+            "place de la Mairie",
+            "rue Pasteur",
+            "avenue Jean Jaurès",
+        ],
+        cities: &[
+            "Paris",
+            "Lyon",
+            "Marseille",
+            "Toulouse",
+            "Nice",
+            "Nantes",
+            "Strasbourg",
+            "Bordeaux",
+        ],
         address: AddressStyle::France,
         phone: "+33 6 ## ## ## ##",
         domains: &["orange.fr", "free.fr", "laposte.net", "gmail.com"],
     },
     Country {
         name: "United States",
-        male: &["James", "John", "Robert", "Michael", "William", "David", "Daniel", "Matthew", "Anthony", "Joshua"],
-        female: &["Mary", "Jennifer", "Linda", "Elizabeth", "Susan", "Jessica", "Sarah", "Karen", "Emily", "Ashley"],
-        surnames: &["Smith", "Johnson", "Williams", "Brown", "Jones", "Miller", "Davis", "Wilson", "Anderson", "Taylor", "Moore", "Haynes"],
-        streets: &["Main Street", "Oak Avenue", "Maple Drive", "Washington Boulevard", "Park Avenue", "Elm Street", "Lakeview Drive", "Cedar Lane"],
-        cities: &["Springfield, IL", "Austin, TX", "Portland, OR", "Denver, CO", "Columbus, OH", "Raleigh, NC", "Madison, WI", "Boise, ID"],
+        male: &[
+            "James", "John", "Robert", "Michael", "William", "David", "Daniel", "Matthew",
+            "Anthony", "Joshua",
+        ],
+        female: &[
+            "Mary",
+            "Jennifer",
+            "Linda",
+            "Elizabeth",
+            "Susan",
+            "Jessica",
+            "Sarah",
+            "Karen",
+            "Emily",
+            "Ashley",
+        ],
+        surnames: &[
+            "Smith", "Johnson", "Williams", "Brown", "Jones", "Miller", "Davis", "Wilson",
+            "Anderson", "Taylor", "Moore", "Haynes",
+        ],
+        streets: &[
+            "Main Street",
+            "Oak Avenue",
+            "Maple Drive",
+            "Washington Boulevard",
+            "Park Avenue",
+            "Elm Street",
+            "Lakeview Drive",
+            "Cedar Lane",
+        ],
+        cities: &[
+            "Springfield, IL",
+            "Austin, TX",
+            "Portland, OR",
+            "Denver, CO",
+            "Columbus, OH",
+            "Raleigh, NC",
+            "Madison, WI",
+            "Boise, ID",
+        ],
         address: AddressStyle::UnitedStates,
         phone: "+1 (###) ###-####",
         domains: &["gmail.com", "yahoo.com", "outlook.com", "aol.com"],
     },
     Country {
         name: "Mexico",
-        male: &["José", "Juan", "Luis", "Carlos", "Jorge", "Alejandro", "Miguel", "Fernando", "Ricardo", "Diego"],
-        female: &["María", "Guadalupe", "Fernanda", "Daniela", "Valeria", "Ximena", "Sofía", "Regina", "Lucía", "Andrea"],
-        surnames: &["Hernández", "García", "Martínez", "López", "González", "Rodríguez", "Pérez", "Sánchez", "Ramírez", "Flores", "Jaramillo", "Nieves"],
-        streets: &["Calle Morelos", "Avenida Juárez", "Calle Hidalgo", "Paseo de la Reforma", "Avenida Insurgentes", "Calle Zaragoza", "Calle Allende", "Boulevard Independencia"],
-        cities: &["Ciudad de México, CDMX", "Guadalajara, JAL", "Monterrey, NL", "Puebla, PUE", "Mérida, YUC", "Querétaro, QRO", "Toluca, MEX", "Oaxaca, OAX"],
+        male: &[
+            "José",
+            "Juan",
+            "Luis",
+            "Carlos",
+            "Jorge",
+            "Alejandro",
+            "Miguel",
+            "Fernando",
+            "Ricardo",
+            "Diego",
+        ],
+        female: &[
+            "María",
+            "Guadalupe",
+            "Fernanda",
+            "Daniela",
+            "Valeria",
+            "Ximena",
+            "Sofía",
+            "Regina",
+            "Lucía",
+            "Andrea",
+        ],
+        surnames: &[
+            "Hernández",
+            "García",
+            "Martínez",
+            "López",
+            "González",
+            "Rodríguez",
+            "Pérez",
+            "Sánchez",
+            "Ramírez",
+            "Flores",
+            "Jaramillo",
+            "Nieves",
+        ],
+        streets: &[
+            "Calle Morelos",
+            "Avenida Juárez",
+            "Calle Hidalgo",
+            "Paseo de la Reforma",
+            "Avenida Insurgentes",
+            "Calle Zaragoza",
+            "Calle Allende",
+            "Boulevard Independencia",
+        ],
+        cities: &[
+            "Ciudad de México, CDMX",
+            "Guadalajara, JAL",
+            "Monterrey, NL",
+            "Puebla, PUE",
+            "Mérida, YUC",
+            "Querétaro, QRO",
+            "Toluca, MEX",
+            "Oaxaca, OAX",
+        ],
         address: AddressStyle::Mexico,
         phone: "+52 55 #### ####",
         domains: &["hotmail.com", "gmail.com", "prodigy.net.mx", "yahoo.com.mx"],
     },
     Country {
         name: "United Kingdom",
-        male: &["Oliver", "George", "Harry", "Jack", "Charlie", "Thomas", "Oscar", "William", "James", "Alfie"],
-        female: &["Olivia", "Amelia", "Isla", "Ava", "Emily", "Sophie", "Grace", "Lily", "Freya", "Charlotte"],
-        surnames: &["Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Johnson", "Davies", "Robinson", "Wright", "Evans", "Walker"],
-        streets: &["High Street", "Station Road", "Church Lane", "Victoria Road", "Green Lane", "Manor Road", "Park Road", "Queen Street"],
-        cities: &["London", "Manchester", "Birmingham", "Leeds", "Bristol", "Liverpool", "Sheffield", "Edinburgh"],
+        male: &[
+            "Oliver", "George", "Harry", "Jack", "Charlie", "Thomas", "Oscar", "William", "James",
+            "Alfie",
+        ],
+        female: &[
+            "Olivia",
+            "Amelia",
+            "Isla",
+            "Ava",
+            "Emily",
+            "Sophie",
+            "Grace",
+            "Lily",
+            "Freya",
+            "Charlotte",
+        ],
+        surnames: &[
+            "Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Johnson", "Davies",
+            "Robinson", "Wright", "Evans", "Walker",
+        ],
+        streets: &[
+            "High Street",
+            "Station Road",
+            "Church Lane",
+            "Victoria Road",
+            "Green Lane",
+            "Manor Road",
+            "Park Road",
+            "Queen Street",
+        ],
+        cities: &[
+            "London",
+            "Manchester",
+            "Birmingham",
+            "Leeds",
+            "Bristol",
+            "Liverpool",
+            "Sheffield",
+            "Edinburgh",
+        ],
         address: AddressStyle::UnitedKingdom,
         phone: "+44 7### ######",
         domains: &["btinternet.com", "gmail.com", "hotmail.co.uk", "sky.com"],
     },
 ];
 
-fn pick<'a, R: Rng>(rng: &mut R, items: &'a [&'static str]) -> &'static str {
+fn pick<R: Rng>(rng: &mut R, items: &[&'static str]) -> &'static str {
     // Every list above is non-empty; "" only guards against a future empty list.
-    items.get(rng.random_range(0..items.len().max(1))).copied().unwrap_or("")
+    items
+        .get(rng.random_range(0..items.len().max(1)))
+        .copied()
+        .unwrap_or("")
 }
 
 fn digits<R: Rng>(rng: &mut R, n: usize) -> String {
-    (0..n).map(|_| char::from(b'0' + rng.random_range(0..10u8))).collect()
+    (0..n)
+        .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+        .collect()
 }
 
 /// Replaces every `#` of `pattern` with a random digit.
@@ -173,11 +481,19 @@ impl Country {
         let upper = |rng: &mut R| char::from(b'A' + rng.random_range(0..26u8));
         match self.address {
             AddressStyle::Portugal => {
-                format!("{street} {number}\n{}-{} {city}", digits(rng, 4), digits(rng, 3))
+                format!(
+                    "{street} {number}\n{}-{} {city}",
+                    digits(rng, 4),
+                    digits(rng, 3)
+                )
             }
             AddressStyle::Germany => format!("{street} {number}\n{} {city}", digits(rng, 5)),
             AddressStyle::Brazil => {
-                format!("{street}, {number}\n{city}, {}-{}", digits(rng, 5), digits(rng, 3))
+                format!(
+                    "{street}, {number}\n{city}, {}-{}",
+                    digits(rng, 5),
+                    digits(rng, 3)
+                )
             }
             AddressStyle::Italy => format!("{street} {number}\n{} {city}", digits(rng, 5)),
             AddressStyle::France => format!("{number} {street}\n{} {city}", digits(rng, 5)),
@@ -211,7 +527,11 @@ impl Country {
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(".");
-        format!("{local}{}@{}", rng.random_range(1..1000u32), pick(rng, self.domains))
+        format!(
+            "{local}{}@{}",
+            rng.random_range(1..1000u32),
+            pick(rng, self.domains)
+        )
     }
 }
 
@@ -231,6 +551,7 @@ fn ascii_fold(c: char) -> char {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use rand::SeedableRng;
@@ -246,9 +567,15 @@ mod tests {
                 let phone = country.phone(&mut rng);
                 let email = country.email(&mut rng, &name);
                 assert!(name.chars().count() <= 100 && name.contains(' '), "{name}");
-                assert!(address.chars().count() <= 100 && address.contains('\n'), "{address}");
+                assert!(
+                    address.chars().count() <= 100 && address.contains('\n'),
+                    "{address}"
+                );
                 assert!(phone.len() <= 50 && !phone.contains('#'), "{phone}");
-                assert!(email.is_ascii() && email.contains('@') && email.len() <= 100, "{email}");
+                assert!(
+                    email.is_ascii() && email.contains('@') && email.len() <= 100,
+                    "{email}"
+                );
             }
         }
     }

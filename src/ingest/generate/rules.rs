@@ -43,7 +43,14 @@ pub fn shift_of(id_doctor: i32) -> i32 {
 /// Symptoms a doctor of `area` treats; empty where the original recorded none.
 pub fn symptoms_of(area: &str) -> &'static [&'static str] {
     match area {
-        "General" => &["Cough", "Fever", "Sore throat", "Chest pains", "Headaches", "Heartburn"],
+        "General" => &[
+            "Cough",
+            "Fever",
+            "Sore throat",
+            "Chest pains",
+            "Headaches",
+            "Heartburn",
+        ],
         "Allergist" => &["Rhinitis", "Sinusitis"],
         "Oncologist" => &["Cancer"],
         "Cardiologist" => &["Heart Attack", "High Blood Pressure"],
@@ -201,6 +208,7 @@ pub fn service_days(today: NaiveDate) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use rand::SeedableRng;
@@ -249,7 +257,10 @@ mod tests {
         assert_eq!(area_of(24), "Obstetrician");
         assert_eq!(area_of(27), "Urologist");
         assert_eq!(area_of(30), "Pediatrician");
-        assert_eq!((shift_of(1), shift_of(2), shift_of(3), shift_of(4)), (1, 2, 3, 1));
+        assert_eq!(
+            (shift_of(1), shift_of(2), shift_of(3), shift_of(4)),
+            (1, 2, 3, 1)
+        );
         let mut rng = rng();
         for doctor in 1..=30 {
             for _ in 0..50 {
@@ -297,7 +308,10 @@ mod tests {
         assert_eq!(p1, p2);
         assert_eq!(v1, v2);
         let last = NaiveDate::from_ymd_opt(2024, 5, 31).unwrap();
-        assert!(v1.iter().all(|v| v.date_of_service >= first_service_day() && v.date_of_service <= last));
+        assert!(
+            v1.iter()
+                .all(|v| v.date_of_service >= first_service_day() && v.date_of_service <= last)
+        );
         assert!(p1.iter().all(|p| (0..=115).contains(&p.age)));
     }
 }

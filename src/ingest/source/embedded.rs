@@ -97,9 +97,8 @@ fn table(
 /// The tables of the MySQL DDL (`sql/sources/mysql/ikhospital.sql`) as discovery reports them.
 pub fn mysql_tables() -> Vec<TableInfo> {
     let int = |name: &str, nullable: bool| column(name, "int(11)", DataType::Int32, nullable);
-    let text = |name: &str, size: u32| {
-        column(name, &format!("varchar({size})"), DataType::Utf8, true)
-    };
+    let text =
+        |name: &str, size: u32| column(name, &format!("varchar({size})"), DataType::Utf8, true);
     vec![
         table(
             "ikhospital",
@@ -161,7 +160,11 @@ pub fn mysql_tables() -> Vec<TableInfo> {
             "ikhospital",
             "shift",
             "",
-            vec![int("ID", false), int("ID_SHIFT", false), text("SHIFT_NAME", 20)],
+            vec![
+                int("ID", false),
+                int("ID_SHIFT", false),
+                text("SHIFT_NAME", 20),
+            ],
             "ID",
             true,
         ),
@@ -246,10 +249,18 @@ impl Source for EmbeddedSource {
                     .filter(|&i| i64::from(ids[i]) > after)
                     .collect();
                 let int = |f: &dyn Fn(usize) -> i32| -> ArrayRef {
-                    Arc::new(rows.iter().map(|&i| Some(f(i))).collect::<datafusion::arrow::array::Int32Array>())
+                    Arc::new(
+                        rows.iter()
+                            .map(|&i| Some(f(i)))
+                            .collect::<datafusion::arrow::array::Int32Array>(),
+                    )
                 };
                 let text = |f: &dyn Fn(usize) -> String| -> ArrayRef {
-                    Arc::new(rows.iter().map(|&i| Some(f(i))).collect::<datafusion::arrow::array::StringArray>())
+                    Arc::new(
+                        rows.iter()
+                            .map(|&i| Some(f(i)))
+                            .collect::<datafusion::arrow::array::StringArray>(),
+                    )
                 };
                 vec![batch(
                     table,
@@ -339,106 +350,109 @@ impl EmbeddedSource {
             while !generator.next_patients().is_empty() {}
         }
         let state = (generator, 0i64, table, false);
-        let stream = futures::stream::unfold(state, move |(mut generator, mut next_id, table, done)| async move {
-            if done {
-                return None;
-            }
-            let result = if is_events {
-                let visits = generator.next_visits();
-                if visits.is_empty() {
+        let stream = futures::stream::unfold(
+            state,
+            move |(mut generator, mut next_id, table, done)| async move {
+                if done {
                     return None;
                 }
-                let mut id = Int32Builder::new();
-                let mut id_patient = Int32Builder::new();
-                let mut patient = StringBuilder::new();
-                let mut sex = StringBuilder::new();
-                let mut age = Int32Builder::new();
-                let mut id_doctor = Int32Builder::new();
-                let mut id_smoke = Int32Builder::new();
-                let mut symptoms = StringBuilder::new();
-                let mut date = Date32Builder::new();
-                for visit in &visits {
-                    next_id += 1;
-                    if next_id <= after {
-                        continue;
+                let result = if is_events {
+                    let visits = generator.next_visits();
+                    if visits.is_empty() {
+                        return None;
                     }
-                    let Some(p) = generator.known_patients.get(visit.patient_idx) else {
-                        continue;
-                    };
-                    id.append_value(i32::try_from(next_id).unwrap_or(i32::MAX));
-                    id_patient.append_value(p.id_patient);
-                    patient.append_value(&p.name);
-                    sex.append_value(&p.sex);
-                    age.append_value(p.age);
-                    id_doctor.append_value(visit.id_doctor);
-                    id_smoke.append_option(visit.id_smoke);
-                    symptoms.append_option(visit.symptoms);
-                    date.append_value(days(visit.date_of_service));
-                }
-                batch(
-                    &table,
-                    vec![
-                        Arc::new(id.finish()),
-                        Arc::new(id_patient.finish()),
-                        Arc::new(patient.finish()),
-                        Arc::new(sex.finish()),
-                        Arc::new(age.finish()),
-                        Arc::new(id_doctor.finish()),
-                        Arc::new(id_smoke.finish()),
-                        Arc::new(symptoms.finish()),
-                        Arc::new(date.finish()),
-                    ],
-                )
-            } else {
-                let patients = generator.next_patients();
-                if patients.is_empty() {
-                    return None;
-                }
-                let mut id = Int32Builder::new();
-                let mut id_patient = Int32Builder::new();
-                let mut name = StringBuilder::new();
-                let mut sex = StringBuilder::new();
-                let mut age = Int32Builder::new();
-                let mut address = StringBuilder::new();
-                let mut country = StringBuilder::new();
-                let mut number = StringBuilder::new();
-                let mut email = StringBuilder::new();
-                let mut updated = TimestampMicrosecondBuilder::new();
-                for p in &patients {
-                    next_id += 1;
-                    if next_id <= after {
-                        continue;
+                    let mut id = Int32Builder::new();
+                    let mut id_patient = Int32Builder::new();
+                    let mut patient = StringBuilder::new();
+                    let mut sex = StringBuilder::new();
+                    let mut age = Int32Builder::new();
+                    let mut id_doctor = Int32Builder::new();
+                    let mut id_smoke = Int32Builder::new();
+                    let mut symptoms = StringBuilder::new();
+                    let mut date = Date32Builder::new();
+                    for visit in &visits {
+                        next_id += 1;
+                        if next_id <= after {
+                            continue;
+                        }
+                        let Some(p) = generator.known_patients.get(visit.patient_idx) else {
+                            continue;
+                        };
+                        id.append_value(i32::try_from(next_id).unwrap_or(i32::MAX));
+                        id_patient.append_value(p.id_patient);
+                        patient.append_value(&p.name);
+                        sex.append_value(&p.sex);
+                        age.append_value(p.age);
+                        id_doctor.append_value(visit.id_doctor);
+                        id_smoke.append_option(visit.id_smoke);
+                        symptoms.append_option(visit.symptoms);
+                        date.append_value(days(visit.date_of_service));
                     }
-                    id.append_value(i32::try_from(next_id).unwrap_or(i32::MAX));
-                    id_patient.append_value(p.id_patient);
-                    name.append_value(&p.name);
-                    sex.append_value(p.sex);
-                    age.append_value(p.age);
-                    address.append_value(&p.address);
-                    country.append_value(p.country);
-                    number.append_value(&p.number);
-                    email.append_value(&p.email);
-                    updated.append_value(updated_at);
-                }
-                batch(
-                    &table,
-                    vec![
-                        Arc::new(id.finish()),
-                        Arc::new(id_patient.finish()),
-                        Arc::new(name.finish()),
-                        Arc::new(sex.finish()),
-                        Arc::new(age.finish()),
-                        Arc::new(address.finish()),
-                        Arc::new(country.finish()),
-                        Arc::new(number.finish()),
-                        Arc::new(email.finish()),
-                        Arc::new(updated.finish().with_timezone(super::types::UTC)),
-                    ],
-                )
-            };
-            let failed = result.is_err();
-            Some((result, (generator, next_id, table, failed)))
-        });
+                    batch(
+                        &table,
+                        vec![
+                            Arc::new(id.finish()),
+                            Arc::new(id_patient.finish()),
+                            Arc::new(patient.finish()),
+                            Arc::new(sex.finish()),
+                            Arc::new(age.finish()),
+                            Arc::new(id_doctor.finish()),
+                            Arc::new(id_smoke.finish()),
+                            Arc::new(symptoms.finish()),
+                            Arc::new(date.finish()),
+                        ],
+                    )
+                } else {
+                    let patients = generator.next_patients();
+                    if patients.is_empty() {
+                        return None;
+                    }
+                    let mut id = Int32Builder::new();
+                    let mut id_patient = Int32Builder::new();
+                    let mut name = StringBuilder::new();
+                    let mut sex = StringBuilder::new();
+                    let mut age = Int32Builder::new();
+                    let mut address = StringBuilder::new();
+                    let mut country = StringBuilder::new();
+                    let mut number = StringBuilder::new();
+                    let mut email = StringBuilder::new();
+                    let mut updated = TimestampMicrosecondBuilder::new();
+                    for p in &patients {
+                        next_id += 1;
+                        if next_id <= after {
+                            continue;
+                        }
+                        id.append_value(i32::try_from(next_id).unwrap_or(i32::MAX));
+                        id_patient.append_value(p.id_patient);
+                        name.append_value(&p.name);
+                        sex.append_value(p.sex);
+                        age.append_value(p.age);
+                        address.append_value(&p.address);
+                        country.append_value(p.country);
+                        number.append_value(&p.number);
+                        email.append_value(&p.email);
+                        updated.append_value(updated_at);
+                    }
+                    batch(
+                        &table,
+                        vec![
+                            Arc::new(id.finish()),
+                            Arc::new(id_patient.finish()),
+                            Arc::new(name.finish()),
+                            Arc::new(sex.finish()),
+                            Arc::new(age.finish()),
+                            Arc::new(address.finish()),
+                            Arc::new(country.finish()),
+                            Arc::new(number.finish()),
+                            Arc::new(email.finish()),
+                            Arc::new(updated.finish().with_timezone(super::types::UTC)),
+                        ],
+                    )
+                };
+                let failed = result.is_err();
+                Some((result, (generator, next_id, table, failed)))
+            },
+        );
         Ok(Box::pin(stream))
     }
 }

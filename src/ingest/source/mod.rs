@@ -111,7 +111,9 @@ impl Watermark {
             Watermark::Int(v) => v.to_string(),
             Watermark::Date(days) => format!("'{}'", types::format_date(*days)),
             Watermark::Timestamp(micros) => format!("'{}'", types::format_timestamp(*micros)),
-            Watermark::Text(text) => format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''")),
+            Watermark::Text(text) => {
+                format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+            }
         }
     }
 
@@ -152,8 +154,12 @@ pub trait Source: Send + Sync {
 
     /// Streams the rows of `table` in `scope`, in record batches of about `batch_rows` rows.
     /// The stream holds at most a few batches at a time, whatever the table's size.
-    async fn read(&self, table: &TableInfo, scope: &ReadScope, batch_rows: usize)
-    -> Result<BatchStream>;
+    async fn read(
+        &self,
+        table: &TableInfo,
+        scope: &ReadScope,
+        batch_rows: usize,
+    ) -> Result<BatchStream>;
 
     /// Number of rows of `table` (for reports and checks).
     async fn count(&self, table: &TableInfo) -> Result<u64>;

@@ -19,8 +19,9 @@ pub struct MysqlSource {
 impl MysqlSource {
     /// A source named `name` (the lake path segment) reading `database` on the server of `url`.
     pub fn new(name: &str, url: &str, database: &str) -> Result<MysqlSource> {
-        let opts = Opts::from_url(url)
-            .map_err(|err| Error::Invalid(format!("source \"{name}\": invalid MySQL URL: {err}")))?;
+        let opts = Opts::from_url(url).map_err(|err| {
+            Error::Invalid(format!("source \"{name}\": invalid MySQL URL: {err}"))
+        })?;
         let opts = OptsBuilder::from_opts(opts)
             .db_name(Some(database.to_string()))
             .into();
@@ -152,7 +153,8 @@ impl Source for MysqlSource {
         let conn = self.connect().await?;
         let schema = table.arrow_schema();
         let batch_rows = batch_rows.max(1);
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<datafusion::arrow::record_batch::RecordBatch>>(2);
+        let (tx, rx) =
+            tokio::sync::mpsc::channel::<Result<datafusion::arrow::record_batch::RecordBatch>>(2);
         tokio::spawn(async move {
             let result: Result<()> = async {
                 let mut conn = conn;
@@ -162,7 +164,9 @@ impl Source for MysqlSource {
                     while let Some(row) = result.next().await? {
                         for (idx, value) in row.unwrap().into_iter().enumerate() {
                             let column = builder.column(idx).ok_or_else(|| {
-                                Error::Decode("the source returned more columns than discovered".to_string())
+                                Error::Decode(
+                                    "the source returned more columns than discovered".to_string(),
+                                )
                             })?;
                             match value {
                                 Value::NULL => column.append_null(),

@@ -21,7 +21,12 @@ pub struct PostgresSource {
 impl PostgresSource {
     /// A source named `name` reading database `database` on the server of `url`, limited to
     /// `schemas` (all non-system schemas when empty).
-    pub fn new(name: &str, url: &str, database: &str, schemas: &[String]) -> Result<PostgresSource> {
+    pub fn new(
+        name: &str,
+        url: &str,
+        database: &str,
+        schemas: &[String],
+    ) -> Result<PostgresSource> {
         let mut config: Config = url.parse().map_err(|err| {
             Error::Invalid(format!("source \"{name}\": invalid PostgreSQL URL: {err}"))
         })?;
@@ -205,7 +210,9 @@ impl Source for PostgresSource {
                     }
                 }
                 if !decoder.finished {
-                    return Err(Error::Decode("COPY data ended without its trailer".to_string()));
+                    return Err(Error::Decode(
+                        "COPY data ended without its trailer".to_string(),
+                    ));
                 }
                 if builder.rows() > 0 {
                     let batch = builder.finish()?;
@@ -341,6 +348,7 @@ fn read_i32(bytes: &[u8]) -> i32 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use datafusion::arrow::datatypes::{DataType, Field, Schema};

@@ -193,7 +193,9 @@ pub fn parse_decimal(text: &str, scale: i8) -> Option<i128> {
     }
     let mut value: i128 = 0;
     for c in int_part.chars() {
-        value = value.checked_mul(10)?.checked_add(i128::from(c.to_digit(10)?))?;
+        value = value
+            .checked_mul(10)?
+            .checked_add(i128::from(c.to_digit(10)?))?;
     }
     let scale = usize::try_from(scale).ok()?;
     let mut frac = frac_part.chars();
@@ -234,7 +236,9 @@ pub fn pg_numeric(bytes: &[u8], scale: i8) -> Result<i128> {
         let exponent = 4 * (weight - i32::try_from(idx).map_err(|_| bad())?) + scale;
         let term = if exponent >= 0 {
             let power = 10i128.checked_pow(u32::try_from(exponent).map_err(|_| overflow())?);
-            digit.checked_mul(power.ok_or_else(overflow)?).ok_or_else(overflow)?
+            digit
+                .checked_mul(power.ok_or_else(overflow)?)
+                .ok_or_else(overflow)?
         } else if exponent > -4 {
             digit / 10i128.pow(u32::try_from(-exponent).map_err(|_| bad())?)
         } else {
@@ -287,8 +291,12 @@ impl ColumnBuilder {
             DataType::Decimal128(p, s) => {
                 ColumnBuilder::Decimal(Decimal128Builder::with_capacity(capacity), *p, *s)
             }
-            DataType::Utf8 => ColumnBuilder::Utf8(StringBuilder::with_capacity(capacity, capacity * 16)),
-            DataType::Binary => ColumnBuilder::Binary(BinaryBuilder::with_capacity(capacity, capacity * 16)),
+            DataType::Utf8 => {
+                ColumnBuilder::Utf8(StringBuilder::with_capacity(capacity, capacity * 16))
+            }
+            DataType::Binary => {
+                ColumnBuilder::Binary(BinaryBuilder::with_capacity(capacity, capacity * 16))
+            }
             DataType::Date32 => ColumnBuilder::Date32(Date32Builder::with_capacity(capacity)),
             DataType::Timestamp(TimeUnit::Microsecond, tz) => ColumnBuilder::Timestamp(
                 TimestampMicrosecondBuilder::with_capacity(capacity),
@@ -330,11 +338,17 @@ impl ColumnBuilder {
         match self {
             ColumnBuilder::Bool(b) => b.append_value(text != "0"),
             ColumnBuilder::Int8(b) => b.append_value(text.parse().map_err(|_| invalid("tinyint"))?),
-            ColumnBuilder::Int16(b) => b.append_value(text.parse().map_err(|_| invalid("smallint"))?),
+            ColumnBuilder::Int16(b) => {
+                b.append_value(text.parse().map_err(|_| invalid("smallint"))?)
+            }
             ColumnBuilder::Int32(b) => b.append_value(text.parse().map_err(|_| invalid("int"))?),
             ColumnBuilder::Int64(b) => b.append_value(text.parse().map_err(|_| invalid("bigint"))?),
-            ColumnBuilder::Float32(b) => b.append_value(text.parse().map_err(|_| invalid("float"))?),
-            ColumnBuilder::Float64(b) => b.append_value(text.parse().map_err(|_| invalid("double"))?),
+            ColumnBuilder::Float32(b) => {
+                b.append_value(text.parse().map_err(|_| invalid("float"))?)
+            }
+            ColumnBuilder::Float64(b) => {
+                b.append_value(text.parse().map_err(|_| invalid("double"))?)
+            }
             ColumnBuilder::Decimal(b, _, scale) => {
                 b.append_value(parse_decimal(text, *scale).ok_or_else(|| invalid("decimal"))?)
             }
@@ -355,7 +369,9 @@ impl ColumnBuilder {
             bytes.get(..N).and_then(|b| b.try_into().ok())
         }
         match (self, kind) {
-            (ColumnBuilder::Bool(b), PgKind::Bool) => b.append_value(bytes.first().ok_or_else(short)? != &0),
+            (ColumnBuilder::Bool(b), PgKind::Bool) => {
+                b.append_value(bytes.first().ok_or_else(short)? != &0)
+            }
             (ColumnBuilder::Int16(b), PgKind::Int2) => {
                 b.append_value(i16::from_be_bytes(array(bytes).ok_or_else(short)?))
             }
@@ -481,22 +497,44 @@ impl BatchBuilder {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
     #[test]
     fn mysql_types_map_faithfully() {
-        assert_eq!(mysql_type("int", "int(11)", Some(10), Some(0)), DataType::Int32);
-        assert_eq!(mysql_type("int", "int(10) unsigned", None, None), DataType::Int64);
-        assert_eq!(mysql_type("bigint", "bigint(20)", None, None), DataType::Int64);
-        assert_eq!(mysql_type("tinyint", "tinyint(1)", None, None), DataType::Boolean);
-        assert_eq!(mysql_type("tinyint", "tinyint(4)", None, None), DataType::Int8);
+        assert_eq!(
+            mysql_type("int", "int(11)", Some(10), Some(0)),
+            DataType::Int32
+        );
+        assert_eq!(
+            mysql_type("int", "int(10) unsigned", None, None),
+            DataType::Int64
+        );
+        assert_eq!(
+            mysql_type("bigint", "bigint(20)", None, None),
+            DataType::Int64
+        );
+        assert_eq!(
+            mysql_type("tinyint", "tinyint(1)", None, None),
+            DataType::Boolean
+        );
+        assert_eq!(
+            mysql_type("tinyint", "tinyint(4)", None, None),
+            DataType::Int8
+        );
         assert_eq!(
             mysql_type("decimal", "decimal(10,2)", Some(10), Some(2)),
             DataType::Decimal128(10, 2)
         );
-        assert_eq!(mysql_type("decimal", "decimal(65,2)", Some(65), Some(2)), DataType::Utf8);
-        assert_eq!(mysql_type("varchar", "varchar(100)", None, None), DataType::Utf8);
+        assert_eq!(
+            mysql_type("decimal", "decimal(65,2)", Some(65), Some(2)),
+            DataType::Utf8
+        );
+        assert_eq!(
+            mysql_type("varchar", "varchar(100)", None, None),
+            DataType::Utf8
+        );
         assert_eq!(mysql_type("text", "text", None, None), DataType::Utf8);
         assert_eq!(mysql_type("date", "date", None, None), DataType::Date32);
         assert_eq!(
@@ -514,12 +552,30 @@ mod tests {
     fn postgres_types_map_faithfully() {
         assert_eq!(postgres_type("int4", None, None).0, DataType::Int32);
         assert_eq!(postgres_type("int8", None, None).0, DataType::Int64);
-        assert_eq!(postgres_type("numeric", Some(12), Some(3)).0, DataType::Decimal128(12, 3));
-        assert_eq!(postgres_type("numeric", None, None).0, DataType::Decimal128(38, 10));
-        assert_eq!(postgres_type("varchar", None, None), (DataType::Utf8, PgKind::Text, false));
-        assert_eq!(postgres_type("uuid", None, None), (DataType::Utf8, PgKind::Uuid, false));
-        assert_eq!(postgres_type("jsonb", None, None), (DataType::Utf8, PgKind::Jsonb, false));
-        assert_eq!(postgres_type("interval", None, None), (DataType::Utf8, PgKind::Text, true));
+        assert_eq!(
+            postgres_type("numeric", Some(12), Some(3)).0,
+            DataType::Decimal128(12, 3)
+        );
+        assert_eq!(
+            postgres_type("numeric", None, None).0,
+            DataType::Decimal128(38, 10)
+        );
+        assert_eq!(
+            postgres_type("varchar", None, None),
+            (DataType::Utf8, PgKind::Text, false)
+        );
+        assert_eq!(
+            postgres_type("uuid", None, None),
+            (DataType::Utf8, PgKind::Uuid, false)
+        );
+        assert_eq!(
+            postgres_type("jsonb", None, None),
+            (DataType::Utf8, PgKind::Jsonb, false)
+        );
+        assert_eq!(
+            postgres_type("interval", None, None),
+            (DataType::Utf8, PgKind::Text, true)
+        );
         assert_eq!(postgres_type("bool", None, None).0, DataType::Boolean);
         assert_eq!(
             postgres_type("timestamptz", None, None).0,
@@ -572,6 +628,11 @@ mod tests {
             .downcast_ref::<datafusion::arrow::array::Date32Array>()
             .unwrap();
         assert_eq!(dates.value(0), PG_EPOCH_DAYS);
-        assert!(ColumnBuilder::new(&DataType::Int32, 1).unwrap().append_text(b"x").is_err());
+        assert!(
+            ColumnBuilder::new(&DataType::Int32, 1)
+                .unwrap()
+                .append_text(b"x")
+                .is_err()
+        );
     }
 }
