@@ -253,7 +253,7 @@ fn run_ingest(args: IngestArgs) -> ExitCode {
         // every first load does; its real errors come back as results and are printed.
         lakehouse::telemetry::init_with(&lakehouse::config::LogSpec {
             format: Some(lakehouse::config::LogFormat::Text),
-            level: Some("warn,deltalake_core=off".to_string()),
+            level: Some("warn,deltalake_core=off,buoyant_kernel=off".to_string()),
         });
     }
     let rt = match runtime() {

@@ -22,7 +22,9 @@ use futures::StreamExt;
 
 use super::plan::{LoadMode, TablePlan};
 use super::source::{ReadScope, Source, Watermark};
-use super::{Error, IngestOptions, LakeLayout, Layer, Result, TableReport, quote_ident};
+use super::{
+    Error, IngestOptions, LakeLayout, Layer, Result, TableReport, quote_ident, snake_case,
+};
 use crate::lake::StorageLocation;
 use crate::lake::write::{self, StreamMode, WriteOptions};
 
@@ -34,6 +36,26 @@ pub const SNAPSHOT_APP: &str = "lakehouse.bronze.snapshot";
 /// source primary key; comma-separated), for silver runs that do not see the source. Delta
 /// refuses unknown table properties, so the description carries it.
 pub const KEY_DESCRIPTION_PREFIX: &str = "lakehouse key: ";
+/// Separates the silver key from the source's primary key in the description.
+pub const PRIMARY_KEY_SEPARATOR: &str = "; primary key: ";
+
+/// The (silver key, source primary key) recorded in a bronze table's description.
+pub fn keys_from_description(description: &str) -> (Vec<String>, Vec<String>) {
+    let split = |text: &str| -> Vec<String> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(snake_case)
+            .collect()
+    };
+    let Some(rest) = description.strip_prefix(KEY_DESCRIPTION_PREFIX) else {
+        return (Vec::new(), Vec::new());
+    };
+    match rest.split_once(PRIMARY_KEY_SEPARATOR) {
+        Some((key, primary)) => (split(key), split(primary)),
+        None => (split(rest), Vec::new()),
+    }
+}
 
 /// Ingestion metadata columns, in order.
 pub const METADATA_COLUMNS: [&str; 3] = ["_ingested_at", "_source", "_batch_id"];
@@ -127,7 +149,17 @@ pub async fn load_table(
             ("lakehouse.mode".to_string(), serde_json::json!(mode_text)),
         ],
     };
-    let description = format!("{KEY_DESCRIPTION_PREFIX}{}", plan.key.join(","));
+    let primary_key: Vec<String> = plan
+        .info
+        .primary_key
+        .iter()
+        .map(|k| snake_case(k))
+        .collect();
+    let description = format!(
+        "{KEY_DESCRIPTION_PREFIX}{}{PRIMARY_KEY_SEPARATOR}{}",
+        plan.key.join(","),
+        primary_key.join(",")
+    );
     let version = write::write_stream(
         &location,
         stream,

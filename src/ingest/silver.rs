@@ -104,7 +104,15 @@ pub async fn merge_table(layout: &LakeLayout, job: &SilverJob) -> Result<TableRe
     }
     // A snapshot newer than what silver holds: bronze is the complete table.
     let full = snapshot > merged;
-    let key = resolve_key(&job.model, &bronze_location, &handle).await?;
+    let (key, primary_key) = resolve_key(&job.model, &bronze_location).await?;
+    // Rows of one bronze batch are unique by the source's primary key; only several batches,
+    // or a key other than the primary key, need the latest row per key picked.
+    let one_batch = if full {
+        snapshot == latest
+    } else {
+        latest == merged + 1
+    };
+    let needs_dedupe = !(one_batch && !primary_key.is_empty() && primary_key == key);
 
     let ctx = SessionContext::new();
     handle.register_object_store(&ctx.state())?;
@@ -143,12 +151,16 @@ pub async fn merge_table(layout: &LakeLayout, job: &SilverJob) -> Result<TableRe
         format!("WHERE _batch_id > {merged}")
     };
     // The latest version of each key: a later batch wins.
-    let source_sql = format!(
-        "SELECT {renamed} FROM (\
+    let source_sql = if !needs_dedupe {
+        format!("SELECT {renamed} FROM bronze {filter}")
+    } else {
+        format!(
+            "SELECT {renamed} FROM (\
            SELECT *, row_number() OVER (PARTITION BY {partition} ORDER BY _batch_id DESC) AS __lakehouse_rank \
            FROM bronze {filter}) AS ranked \
          WHERE __lakehouse_rank = 1"
-    );
+        )
+    };
     let n_rows = count(&ctx, &format!("SELECT count(*) FROM bronze {filter}")).await?;
     ctx.register_table("source", ctx.sql(&source_sql).await?.into_view())?;
     let frame = ctx.sql(&job.model.sql).await.map_err(|err| {
@@ -197,33 +209,29 @@ pub async fn merge_table(layout: &LakeLayout, job: &SilverJob) -> Result<TableRe
     })
 }
 
-/// The silver key: the model's, else the primary key bronze recorded from the source.
+/// The silver key (the model's, else the one bronze recorded: configured or the source's
+/// primary key), and the source's primary key.
 async fn resolve_key(
     model: &SilverModel,
     bronze_location: &crate::lake::StorageLocation,
-    _handle: &TableHandle,
-) -> Result<Vec<String>> {
-    if !model.key.is_empty() {
-        return Ok(model.key.clone());
-    }
+) -> Result<(Vec<String>, Vec<String>)> {
     let description = write::table_description(bronze_location).await?;
-    let key: Vec<String> = description
+    let (recorded, primary) = description
         .as_deref()
-        .and_then(|d| d.strip_prefix(bronze::KEY_DESCRIPTION_PREFIX))
-        .map(|k| {
-            k.split(',')
-                .filter(|s| !s.is_empty())
-                .map(snake_case)
-                .collect()
-        })
+        .map(bronze::keys_from_description)
         .unwrap_or_default();
+    let key = if model.key.is_empty() {
+        recorded
+    } else {
+        model.key.clone()
+    };
     if key.is_empty() {
         return Err(Error::Invalid(format!(
             "silver table \"{}\" has no key: the source table has no primary key; add a model with \"-- key:\" or configure key:",
             model.name
         )));
     }
-    Ok(key)
+    Ok((key, primary))
 }
 
 async fn count(ctx: &SessionContext, sql: &str) -> Result<u64> {
