@@ -19,6 +19,9 @@ EVENTS=${EVENTS:-1000000}
 MYSQL_URL="mysql://root@127.0.0.1:3306/$DB"
 PG_URL="postgres://postgres@127.0.0.1:5432/$DB"
 WORK=$(mktemp -d)
+# Peak memory of the ingest runs when GNU time is installed.
+TIME=""
+if [ -x /usr/bin/time ]; then TIME="/usr/bin/time -f peak-rss=%MKiB"; fi
 now() { date +%s.%N; }
 rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { t = b - a; printf "%d rows in %.2fs = %.0f rows/s\n", n, t, n / t }'; }
 
@@ -50,12 +53,12 @@ ingest:
     - { name: postgres, kind: postgres, url: "$PG_URL", database: $DB }
 YAML
 echo "== full run (empty lake)"
-t0=$(now); "$BIN" ingest --once --config "$WORK/lakehouse.yaml"; t1=$(now)
+t0=$(now); $TIME "$BIN" ingest --once --config "$WORK/lakehouse.yaml"; t1=$(now)
 echo "full run wall time: $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2fs", b - a }')"
 
 "$BIN" generate --mysql "$MYSQL_URL" --patients $((PATIENTS / 100)) --events $((EVENTS / 100)) --seed 8 --append
 echo "== incremental run after generate --append of $((EVENTS / 100)) visits, $((PATIENTS / 100)) patients"
-t0=$(now); "$BIN" ingest --once --config "$WORK/lakehouse.yaml"; t1=$(now)
+t0=$(now); $TIME "$BIN" ingest --once --config "$WORK/lakehouse.yaml"; t1=$(now)
 echo "incremental run wall time: $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2fs", b - a }')"
 
 du -sh "$WORK/lake"
