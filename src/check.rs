@@ -59,10 +59,12 @@ pub async fn run(
     lake_override: Option<&str>,
 ) -> Result<CheckReport, Diagnostics> {
     let config = load_config(config_path, lake_override)?;
+    // The silver and gold models of sql/ (the ingest module owns their rules).
+    let model_warnings = crate::ingest::models::check(&config.sql_dir)?;
     let def = CatalogDef::load(&config)?;
     let registry = Registry::open(def, crate::sql::base_state()).await;
     let catalog = registry.snapshot();
-    let mut warnings = Vec::new();
+    let mut warnings = model_warnings;
     for entry in catalog.tables.values() {
         if let TableStatus::Broken(reason) = &entry.status {
             warnings.push(format!(

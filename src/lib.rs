@@ -12,6 +12,7 @@
 //! - [`audit`]: the per-statement audit trail.
 //! - [`sql`]: classify, plan, enforce and execute statements.
 //! - [`check`]: validation shared by `lakehouse check`, startup and reload.
+//! - [`ingest`]: the batch ingest of the source databases into bronze, silver and gold.
 
 pub mod app;
 pub mod audit;
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod catalog;
 pub mod check;
 pub mod config;
+pub mod ingest;
 pub mod lake;
 pub mod pgtype;
 pub mod policy;

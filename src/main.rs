@@ -25,6 +25,51 @@ enum Command {
     Check(CheckArgs),
     /// Print a SCRAM-SHA-256 verifier and an argon2id hash for a user's password.
     Passwd(PasswdArgs),
+    /// Create the ikhospital source databases from sql/sources and fill them with generated data.
+    Generate(GenerateArgs),
+    /// Copy the sources into bronze, merge silver and build gold (once or on a schedule).
+    Ingest(IngestArgs),
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// MySQL/MariaDB server URL; its path names the database (default ikhospital).
+    #[arg(long)]
+    mysql: Option<String>,
+    /// PostgreSQL server URL; its path names the database (default ikhospital).
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Patients to add.
+    #[arg(long, default_value_t = lakehouse::ingest::generate::DEFAULT_PATIENTS)]
+    patients: u64,
+    /// Visits to add.
+    #[arg(long, default_value_t = lakehouse::ingest::generate::DEFAULT_EVENTS)]
+    events: u64,
+    /// Seed of the random generator (same seed, same rows).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Add to what is there instead of starting afresh.
+    #[arg(long)]
+    append: bool,
+}
+
+#[derive(clap::Args)]
+struct IngestArgs {
+    /// Configuration file.
+    #[arg(long, default_value = "lakehouse.yaml")]
+    config: PathBuf,
+    /// Lake root (local directory or URL) instead of the configured one.
+    #[arg(long)]
+    lake: Option<String>,
+    /// Run once and exit (the default unless --every or ingest.every is set).
+    #[arg(long, conflicts_with = "every")]
+    once: bool,
+    /// Run now and then at this interval (e.g. 5m) until interrupted.
+    #[arg(long)]
+    every: Option<String>,
+    /// Only this layer: bronze, silver or gold.
+    #[arg(long)]
+    layer: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -65,6 +110,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => run_serve(args),
         Command::Check(args) => run_check(args),
         Command::Passwd(args) => run_passwd(args),
+        Command::Generate(args) => run_generate(args),
+        Command::Ingest(args) => run_ingest(args),
     }
 }
 
@@ -182,4 +229,156 @@ fn read_password_twice() -> Result<String, String> {
         return Err("the passwords do not match".to_string());
     }
     Ok(first)
+}
+
+fn run_generate(args: GenerateArgs) -> ExitCode {
+    lakehouse::telemetry::init_cli();
+    if args.mysql.is_none() && args.postgres.is_none() {
+        eprintln!("error: give --mysql URL and/or --postgres URL");
+        return ExitCode::from(2);
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let options = lakehouse::ingest::generate::GenerateOptions {
+        mysql_url: args.mysql,
+        postgres_url: args.postgres,
+        patients: args.patients,
+        events: args.events,
+        seed: args.seed,
+        append: args.append,
+        progress: true,
+    };
+    match rt.block_on(lakehouse::ingest::generate::generate(&options)) {
+        Ok(report) => {
+            println!(
+                "generated {} patients, {} visits, {} medicines in {:.1}s",
+                report.patients,
+                report.events,
+                report.medicines,
+                report.elapsed.as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err @ lakehouse::ingest::Error::Invalid(_)) => {
+            eprintln!("error: {err}");
+            ExitCode::from(2)
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run_ingest(args: IngestArgs) -> ExitCode {
+    let config = match lakehouse::check::load_config(&args.config, args.lake.as_deref()) {
+        Ok(config) => config,
+        Err(diagnostics) => {
+            lakehouse::telemetry::init_cli();
+            eprintln!("{diagnostics}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut options = lakehouse::ingest::IngestOptions::from_spec(config.ingest.as_ref());
+    if let Some(layer) = &args.layer {
+        match layer.parse() {
+            Ok(layer) => options.layer = Some(layer),
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let every = match (&args.every, args.once) {
+        (Some(text), _) => match text.parse::<lakehouse::config::DurationSpec>() {
+            Ok(d) if !d.0.is_zero() => Some(d.0),
+            _ => {
+                eprintln!("error: invalid --every {text:?}: expected a duration such as 5m");
+                return ExitCode::from(2);
+            }
+        },
+        (None, true) => None,
+        (None, false) => config
+            .ingest
+            .as_ref()
+            .and_then(|spec| spec.every)
+            .map(|d| d.0),
+    };
+    if every.is_some() {
+        lakehouse::telemetry::init_with(&config.log);
+    } else {
+        // deltalake logs an ERROR whenever it looks for a table that does not exist yet, which
+        // every first load does; its real errors come back as results and are printed.
+        lakehouse::telemetry::init_with(&lakehouse::config::LogSpec {
+            format: Some(lakehouse::config::LogFormat::Text),
+            level: Some("warn,deltalake_core=off,buoyant_kernel=off".to_string()),
+        });
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async move {
+        match every {
+            None => match lakehouse::ingest::run_once(&config, &options).await {
+                Ok(report) => {
+                    println!("{}", report.render());
+                    if report.failures.is_empty() {
+                        ExitCode::SUCCESS
+                    } else {
+                        eprintln!(
+                            "error: {}",
+                            lakehouse::ingest::Error::Failed(report.failures)
+                        );
+                        ExitCode::from(1)
+                    }
+                }
+                Err(err @ lakehouse::ingest::Error::Invalid(_)) => {
+                    eprintln!("error: {err}");
+                    ExitCode::from(2)
+                }
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    ExitCode::from(1)
+                }
+            },
+            Some(every) => {
+                let cancel = tokio_util::sync::CancellationToken::new();
+                let on_signal = cancel.clone();
+                tokio::spawn(async move {
+                    let _ = tokio::signal::ctrl_c().await;
+                    on_signal.cancel();
+                });
+                let result =
+                    lakehouse::ingest::run_loop(&config, &options, every, cancel, |report| {
+                        match report {
+                            Ok(report) => {
+                                println!("{}", report.render());
+                                if !report.failures.is_empty() {
+                                    eprintln!(
+                                        "error: {}",
+                                        lakehouse::ingest::Error::Failed(report.failures)
+                                    );
+                                }
+                            }
+                            Err(err) => eprintln!("error: {err}"),
+                        }
+                    })
+                    .await;
+                match result {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(err @ lakehouse::ingest::Error::Invalid(_)) => {
+                        eprintln!("error: {err}");
+                        ExitCode::from(2)
+                    }
+                    Err(err) => {
+                        eprintln!("error: {err}");
+                        ExitCode::from(1)
+                    }
+                }
+            }
+        }
+    })
 }

@@ -25,3 +25,9 @@ mod process;
 
 /// ADLS Gen2 data sources against Azurite: account key and SAS.
 mod azure;
+
+/// Ingest from the real MariaDB and PostgreSQL into bronze, silver and gold.
+mod ingest;
+
+/// Helpers of the ingest tests: throw-away source databases, lake queries.
+mod ingest_support;

@@ -1,0 +1,4 @@
+-- Silver doctors: one row per doctor.
+-- source: mysql/doctors
+-- key: id_doctor
+SELECT * FROM source

@@ -1,0 +1,4 @@
+-- Silver patient: one row per patient.
+-- source: mysql/patient
+-- key: id_patient
+SELECT * FROM source
