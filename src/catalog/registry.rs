@@ -256,6 +256,17 @@ impl Registry {
     pub async fn notify_commit(&self, location: &StorageLocation) {
         let mut inner = self.inner.lock().await;
         let mut changed = false;
+        let known = inner
+            .slots
+            .values()
+            .any(|(def, _)| def.location.url() == location.url());
+        if !known {
+            // A table this process just created: discovery finds it now rather than at the
+            // next interval.
+            drop(inner);
+            self.refresh().await;
+            return;
+        }
         for (_, (def, slot)) in inner.slots.iter_mut() {
             if def.location.url() != location.url() {
                 continue;
