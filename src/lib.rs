@@ -13,6 +13,7 @@
 //! - [`sql`]: classify, plan, enforce and execute statements.
 //! - [`check`]: validation shared by `lakehouse check`, startup and reload.
 //! - [`ingest`]: the batch ingest of the source databases into bronze, silver and gold.
+//! - [`demo`]: `lakehouse demo`, the whole lakehouse on one machine.
 
 pub mod app;
 pub mod audit;
@@ -20,6 +21,7 @@ pub mod auth;
 pub mod catalog;
 pub mod check;
 pub mod config;
+pub mod demo;
 pub mod ingest;
 pub mod lake;
 pub mod pgtype;
