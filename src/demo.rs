@@ -153,13 +153,6 @@ impl Demo {
                 .unwrap_or_else(|| demo.to_string())
         };
         let catalog = self.app.registry().snapshot();
-        let n_rows = |table: &str| -> String {
-            catalog
-                .table("dbo", table)
-                .and_then(|e| e.ready().ok())
-                .map(|r| format!("{} files", r.n_files))
-                .unwrap_or_else(|| "-".to_string())
-        };
         let cert = self.dir.join("tls").join("server.crt");
         let fingerprint = self
             .app
@@ -174,11 +167,6 @@ impl Demo {
             self.ready_after,
             catalog.tables.len(),
             self.dir.display()
-        );
-        println!(
-            "  (fact_events: {}, dim_patient: {})",
-            n_rows("fact_events"),
-            n_rows("dim_patient")
         );
         println!();
         println!("psql:");
