@@ -13,6 +13,7 @@
 //! - [`sql`]: classify, plan, enforce and execute statements.
 //! - [`check`]: validation shared by `lakehouse check`, startup and reload.
 //! - [`ingest`]: the batch ingest of the source databases into bronze, silver and gold.
+//! - [`stream`]: pharmacy device events (HTTP, MQTT, NATS) into bronze and two live gold tables.
 
 pub mod app;
 pub mod audit;
@@ -26,4 +27,5 @@ pub mod pgtype;
 pub mod policy;
 pub mod server;
 pub mod sql;
+pub mod stream;
 pub mod telemetry;

@@ -31,3 +31,6 @@ mod ingest;
 
 /// Helpers of the ingest tests: throw-away source databases, lake queries.
 mod ingest_support;
+
+/// The pharmacy device stream over real HTTP, Mosquitto and NATS JetStream.
+mod stream;
