@@ -263,10 +263,11 @@ fn batch_settings(spec: &StreamSpec) -> Result<writer::BatchSettings> {
         .max_batch_delay
         .map(|d| d.0)
         .unwrap_or(defaults.max_batch_delay);
+    // A queue smaller than a batch is allowed: batches are then simply smaller.
     let max_queued_events = spec
         .max_queued_events
         .unwrap_or(max_batch_events.saturating_mul(4))
-        .max(max_batch_events);
+        .max(1);
     Ok(writer::BatchSettings {
         max_batch_events,
         max_batch_delay,

@@ -123,7 +123,8 @@ struct Generator {
     rng: StdRng,
     ndcs: Vec<String>,
     devices: Vec<String>,
-    recent: Vec<String>,
+    /// Recent events per device: a duplicate is resent by the device that sent it.
+    recent: std::collections::HashMap<String, Vec<String>>,
     duplicates: f64,
     bad: f64,
     n: u64,
@@ -141,7 +142,7 @@ impl Generator {
             rng: StdRng::from_os_rng(),
             ndcs: super::builtin_ndcs(),
             devices,
-            recent: Vec::new(),
+            recent: std::collections::HashMap::new(),
             duplicates: (options.duplicates_pct / 100.0).clamp(0.0, 1.0),
             bad: (options.bad_pct / 100.0).clamp(0.0, 1.0),
             n: 0,
@@ -201,16 +202,18 @@ impl Generator {
             };
             return (text, Kind::Bad);
         }
-        if roll < self.bad + self.duplicates && !self.recent.is_empty() {
-            let i = self.rng.random_range(0..self.recent.len());
-            return (self.recent[i].clone(), Kind::Duplicate);
+        let recent = self.recent.entry(device.to_string()).or_default();
+        if roll < self.bad + self.duplicates && !recent.is_empty() {
+            let i = self.rng.random_range(0..recent.len());
+            return (recent[i].clone(), Kind::Duplicate);
         }
         let text = self.valid(device).to_string();
-        if self.recent.len() < 4096 {
-            self.recent.push(text.clone());
+        let recent = self.recent.entry(device.to_string()).or_default();
+        if recent.len() < 1024 {
+            recent.push(text.clone());
         } else {
-            let i = self.rng.random_range(0..self.recent.len());
-            self.recent[i] = text.clone();
+            let i = self.rng.random_range(0..recent.len());
+            recent[i] = text.clone();
         }
         (text, Kind::New)
     }
