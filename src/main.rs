@@ -77,6 +77,9 @@ struct SimulateArgs {
     /// Events per request or message.
     #[arg(long, default_value_t = 1)]
     batch: usize,
+    /// HTTP requests in flight at once.
+    #[arg(long, default_value_t = 8)]
+    connections: usize,
     /// MQTT topic prefix (<prefix>/<device>/events) or NATS subject prefix
     /// (<prefix>.<device>.events).
     #[arg(long)]
@@ -521,6 +524,7 @@ fn run_simulate(args: SimulateArgs) -> ExitCode {
         bad_pct: args.bad,
         token: args.token,
         batch: args.batch,
+        connections: args.connections,
         topic_prefix: args.topic_prefix,
         nats_stream: Some(args.nats_stream),
         measure_lake,

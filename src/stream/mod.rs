@@ -237,6 +237,7 @@ pub async fn start_demo(
             bad_pct: 0.0,
             token: Some(DEMO_DEVICE_TOKEN.to_string()),
             batch: 1,
+            connections: 1,
             topic_prefix: None,
             nats_stream: None,
             measure_lake: None,

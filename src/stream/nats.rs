@@ -84,14 +84,20 @@ async fn session(
         .await
         .map_err(|err| Error::Source(format!("JetStream consumer {}: {err}", spec.durable)))?;
     tracing::info!(stream = %spec.stream, durable = %spec.durable, "NATS source connected");
+    // One pull asks for about one writer batch: messages may carry many events each, so the
+    // bytes bound too (never below 1 MiB, or a large message could never be delivered).
     let fetch = settings.max_batch_events.clamp(1, 10_000);
+    let fetch_bytes = (settings.max_batch_events * 256).max(1 << 20);
+    // The writer batches by time already: a pull returns what is there after a short wait.
+    let expires = (settings.max_batch_delay / 5).max(Duration::from_millis(20));
     loop {
         let mut batch = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
             batch = consumer
                 .batch()
                 .max_messages(fetch)
-                .expires(settings.max_batch_delay.max(Duration::from_millis(50)))
+                .max_bytes(fetch_bytes)
+                .expires(expires)
                 .messages() => batch.map_err(|err| Error::Source(format!("JetStream pull: {err}")))?,
         };
         let mut messages = Vec::new();

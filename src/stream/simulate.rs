@@ -37,8 +37,10 @@ pub struct SimulateOptions {
     pub bad_pct: f64,
     /// HTTP bearer token.
     pub token: Option<String>,
-    /// Events per request or message (a JSON array when more than one).
+    /// Events per request or message (NDJSON when more than one).
     pub batch: usize,
+    /// HTTP requests in flight at once, each on its own keep-alive connection.
+    pub connections: usize,
     /// MQTT topic prefix (`<prefix>/<device>/events`) or NATS subject prefix
     /// (`<prefix>.<device>.events`); default `pharmacy`.
     pub topic_prefix: Option<String>,
@@ -71,6 +73,8 @@ pub struct SimulateReport {
     pub ack_ms: Option<(f64, f64)>,
     /// HTTP 503 answers (the stream pushing back).
     pub retries: u64,
+    /// Distinct valid events that became visible in gold (only when measuring).
+    pub visible: Option<u64>,
 }
 
 impl SimulateReport {
@@ -94,6 +98,12 @@ impl SimulateReport {
         if let Some((p50, p95)) = self.ack_ms {
             out.push_str(&format!(
                 "\nHTTP ack after commit: p50 {p50:.0} ms, p95 {p95:.0} ms"
+            ));
+        }
+        if let Some(visible) = self.visible {
+            out.push_str(&format!(
+                "\nvisible in gold: {visible} of {} new events",
+                self.new_events
             ));
         }
         if let Some(rate) = self.committed_per_second {
@@ -262,7 +272,9 @@ pub async fn run(options: &SimulateOptions, shutdown: CancellationToken) -> Resu
             token: options.token.clone().ok_or_else(|| {
                 Error::Config("--token is required to post over HTTP".to_string())
             })?,
-            clients: (0..4).map(|_| HttpClient::new(&host)).collect(),
+            clients: (0..options.connections.max(1))
+                .map(|_| HttpClient::new(&host))
+                .collect(),
             host,
         },
         "mqtt" | "tcp" => {
@@ -280,7 +292,8 @@ pub async fn run(options: &SimulateOptions, shutdown: CancellationToken) -> Resu
                         }
                         Ok(_) => {}
                         Err(err) => {
-                            tracing::warn!(error = %err, "simulator MQTT connection");
+                            // Also the normal end, after the disconnect below.
+                            tracing::debug!(error = %err, "simulator MQTT connection");
                             tokio::time::sleep(Duration::from_millis(500)).await;
                         }
                     }
@@ -376,7 +389,7 @@ pub async fn run(options: &SimulateOptions, shutdown: CancellationToken) -> Resu
                 token,
                 clients,
             } => {
-                // Up to four requests in flight, each on its own keep-alive connection.
+                // Up to `connections` requests in flight, each on its own keep-alive connection.
                 if clients.is_empty()
                     && let Some(done) = futures::StreamExt::next(&mut in_flight).await
                 {
@@ -505,6 +518,7 @@ pub async fn run(options: &SimulateOptions, shutdown: CancellationToken) -> Resu
         let visible = probe
             .wait_for(report.new_events, Duration::from_secs(120), &shutdown)
             .await;
+        report.visible = visible.last().map(|(n, _)| *n);
         let mut freshness: Vec<f64> = Vec::new();
         let mut last_visible = started;
         for (count, sent) in &sent_marks {
