@@ -146,6 +146,16 @@ impl App {
             n_tables = self.registry.snapshot().tables.len(),
             "serving IKHOSPITAL_DW"
         );
+        // The device stream runs in this process when configured, handing each gold commit to
+        // the registry so that queries see it without waiting for the refresh interval.
+        let stream = match &self.config.stream {
+            Some(_) => Some(
+                crate::stream::run(&self.config, Some(self.registry.clone()), shutdown.clone())
+                    .await
+                    .context("cannot start the device stream")?,
+            ),
+            None => None,
+        };
         let refresher = tokio::spawn(
             self.registry
                 .clone()
@@ -172,6 +182,9 @@ impl App {
             });
         self.server.run(self.listener, shutdown.clone()).await;
         shutdown.cancel();
+        if let Some(stream) = stream {
+            stream.wait().await;
+        }
         let _ = refresher.await;
         let _ = reloader.await;
         if let Some(ingest) = ingest {

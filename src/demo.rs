@@ -77,6 +77,8 @@ pub struct Demo {
     pub dir: PathBuf,
     /// Passwords replacing the demo ones (only when listening beyond loopback).
     pub rotated_passwords: Vec<(String, String)>,
+    /// The running device stream.
+    pub stream: crate::stream::RunningStream,
     /// Seconds from start to ready.
     pub ready_after: f64,
 }
@@ -121,9 +123,18 @@ pub async fn start(options: &DemoOptions, shutdown: CancellationToken) -> anyhow
             .map_err(|err| anyhow::anyhow!("building the demo lake: {err}"))?;
     }
     let app = App::build(config).await?;
-    let _ = (&shutdown, options.stream_listen, options.event_rate, &lake);
+    let stream = crate::stream::start_demo(
+        lake,
+        options.stream_listen,
+        options.event_rate,
+        Some(app.registry()),
+        shutdown,
+    )
+    .await
+    .context("starting the device stream")?;
     Ok(Demo {
         app,
+        stream,
         dir,
         rotated_passwords,
         ready_after: started.elapsed().as_secs_f64(),
@@ -133,7 +144,10 @@ pub async fn start(options: &DemoOptions, shutdown: CancellationToken) -> anyhow
 impl Demo {
     /// Serves until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        self.app.run(shutdown).await
+        let result = self.app.run(shutdown).await;
+        // The stream shares the shutdown token: wait for its last batch to commit.
+        self.stream.wait().await;
+        result
     }
 
     /// Prints how to connect: psql, Power BI, and the device endpoint.
@@ -198,6 +212,17 @@ impl Demo {
             "       analyst_pt / {} (Portuguese patients and their visits only)",
             password("analyst_pt", "analyst-pt-demo")
         );
+        if let Some(stream_addr) = self.stream.http_addr {
+            println!();
+            println!(
+                "Pharmacy devices post to http://{stream_addr}/v1/pharmacy/events (a simulated device already does):"
+            );
+            println!(
+                "  curl -H 'Authorization: Bearer {}' -d '{{\"event_id\":\"...\",\"device_id\":\"{}\",...}}' http://{stream_addr}/v1/pharmacy/events",
+                crate::stream::DEMO_DEVICE_TOKEN,
+                crate::stream::DEMO_DEVICE_ID
+            );
+        }
         println!();
         println!(
             "Grants live in {}: edit them and they apply within seconds.",

@@ -15,6 +15,8 @@
 //! - [`ingest`]: the batch ingest of the source databases into bronze, silver and gold.
 //! - [`demo`]: `lakehouse demo`, the whole lakehouse on one machine.
 
+//! - [`stream`]: pharmacy device events (HTTP, MQTT, NATS) into bronze and two live gold tables.
+
 pub mod app;
 pub mod audit;
 pub mod auth;
@@ -28,4 +30,5 @@ pub mod pgtype;
 pub mod policy;
 pub mod server;
 pub mod sql;
+pub mod stream;
 pub mod telemetry;

@@ -33,6 +33,10 @@ enum Command {
     Demo(DemoArgs),
     /// Probe a running server (for container health checks): exit 0 when it answers.
     Health(HealthArgs),
+    /// Consume pharmacy device events from the sources under `stream:` until interrupted.
+    Stream(StreamArgs),
+    /// Pharmacy devices sending events over HTTP, MQTT or NATS; measures the stream.
+    Simulate(SimulateArgs),
 }
 
 #[derive(clap::Args)]
@@ -58,6 +62,63 @@ struct DemoArgs {
     /// Events per second sent by the simulated pharmacy device (0 turns it off).
     #[arg(long, default_value_t = 2.0)]
     event_rate: f64,
+}
+
+#[derive(clap::Args)]
+struct StreamArgs {
+    /// Configuration file.
+    #[arg(long, default_value = "lakehouse.yaml")]
+    config: PathBuf,
+    /// Lake root (local directory or URL) instead of the configured one.
+    #[arg(long)]
+    lake: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct SimulateArgs {
+    /// Where to send: http://host:port, mqtt://host:port or nats://host:port.
+    #[arg(long)]
+    to: String,
+    /// Events per second in total (0: as fast as the stream takes them).
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// Stop after this many events.
+    #[arg(long)]
+    events: Option<u64>,
+    /// Stop after this long (e.g. 30s); without --events or --duration, runs until Ctrl-C.
+    #[arg(long)]
+    duration: Option<String>,
+    /// Number of simulated devices.
+    #[arg(long, default_value_t = 10)]
+    devices: usize,
+    /// Device id of every event (HTTP: the device of the token).
+    #[arg(long)]
+    device_id: Option<String>,
+    /// Percent of events sent twice (same event_id).
+    #[arg(long, default_value_t = 0.0)]
+    duplicates: f64,
+    /// Percent of bad events (malformed, out of range, unknown NDC, missing field).
+    #[arg(long, default_value_t = 0.0)]
+    bad: f64,
+    /// HTTP bearer token of the device (or LAKEHOUSE_DEVICE_TOKEN).
+    #[arg(long, env = "LAKEHOUSE_DEVICE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Events per request or message.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// HTTP requests in flight at once.
+    #[arg(long, default_value_t = 8)]
+    connections: usize,
+    /// MQTT topic prefix (<prefix>/<device>/events) or NATS subject prefix
+    /// (<prefix>.<device>.events).
+    #[arg(long)]
+    topic_prefix: Option<String>,
+    /// NATS: the JetStream stream to create if missing (over <prefix>.*.events).
+    #[arg(long, default_value = "PHARMACY")]
+    nats_stream: String,
+    /// Lake root to poll for freshness (sent to visible in gold): the benchmark.
+    #[arg(long)]
+    measure_lake: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -153,6 +214,8 @@ fn main() -> ExitCode {
         Command::Ingest(args) => run_ingest(args),
         Command::Demo(args) => run_demo(args),
         Command::Health(args) => run_health(args),
+        Command::Stream(args) => run_stream(args),
+        Command::Simulate(args) => run_simulate(args),
     }
 }
 
@@ -486,4 +549,116 @@ fn run_health(args: HealthArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn run_stream(args: StreamArgs) -> ExitCode {
+    let config = match lakehouse::check::load_config(&args.config, args.lake.as_deref()) {
+        Ok(config) => config,
+        Err(diagnostics) => {
+            lakehouse::telemetry::init_cli();
+            eprintln!("{diagnostics}");
+            return ExitCode::from(2);
+        }
+    };
+    lakehouse::telemetry::init_with(&config.log);
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async move {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let running = match lakehouse::stream::run(&config, None, shutdown.clone()).await {
+            Ok(running) => running,
+            Err(err @ lakehouse::stream::Error::Config(_)) => {
+                eprintln!("error: {err}");
+                return ExitCode::from(2);
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                return ExitCode::from(1);
+            }
+        };
+        tracing::info!("stream running");
+        lakehouse::app::shutdown_signal().await;
+        tracing::info!("shutting down: committing what was received");
+        shutdown.cancel();
+        running.wait().await;
+        ExitCode::SUCCESS
+    })
+}
+
+fn run_simulate(args: SimulateArgs) -> ExitCode {
+    lakehouse::telemetry::init_cli();
+    let duration = match &args.duration {
+        Some(text) => match text.parse::<lakehouse::config::DurationSpec>() {
+            Ok(d) => Some(d.0),
+            Err(_) => {
+                eprintln!("error: invalid --duration {text:?}: expected a duration such as 30s");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let measure_lake = match &args.measure_lake {
+        Some(root) => {
+            let root = if root.contains("://") {
+                root.clone()
+            } else {
+                lakehouse::config::absolute(std::path::Path::new(root))
+                    .display()
+                    .to_string()
+            };
+            match lakehouse::lake::StorageLocation::parse(&root, Default::default()) {
+                Ok(location) => Some(location),
+                Err(err) => {
+                    eprintln!("error: invalid --measure-lake: {err}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        None => None,
+    };
+    let options = lakehouse::stream::simulate::SimulateOptions {
+        to: args.to,
+        rate: args.rate,
+        events: args.events,
+        duration,
+        devices: args.devices,
+        device_id: args.device_id,
+        duplicates_pct: args.duplicates,
+        bad_pct: args.bad,
+        token: args.token,
+        batch: args.batch,
+        connections: args.connections,
+        topic_prefix: args.topic_prefix,
+        nats_stream: Some(args.nats_stream),
+        measure_lake,
+        quiet: false,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async move {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let signal = shutdown.clone();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            signal.cancel();
+        });
+        match lakehouse::stream::simulate::run(&options, shutdown).await {
+            Ok(report) => {
+                println!("{}", report.render());
+                ExitCode::SUCCESS
+            }
+            Err(err @ lakehouse::stream::Error::Config(_)) => {
+                eprintln!("error: {err}");
+                ExitCode::from(2)
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                ExitCode::from(1)
+            }
+        }
+    })
 }

@@ -12,6 +12,9 @@ pub struct StreamSpec {
     pub max_batch_events: Option<usize>,
     /// Longest wait before a partial micro-batch is committed.
     pub max_batch_delay: Option<DurationSpec>,
+    /// Events queued for the writer at most (default 4 x `max_batch_events`); beyond it HTTP
+    /// answers 503 and the brokers' consumers stop fetching until the lake catches up.
+    pub max_queued_events: Option<usize>,
     /// The built-in HTTP endpoint.
     pub http: Option<HttpSourceSpec>,
     /// An MQTT broker.
@@ -28,6 +31,9 @@ pub struct HttpSourceSpec {
     pub listen: String,
     /// Devices allowed to post, each with its bearer token.
     pub devices: Vec<DeviceSpec>,
+    /// Largest request body in bytes (default 16 MiB); larger requests get 413.
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
 }
 
 /// One device and its bearer token.

@@ -34,3 +34,6 @@ mod ingest_support;
 
 /// `lakehouse demo` end to end: one command, psql runs the overview report; health probe.
 mod demo;
+
+/// The pharmacy device stream over real HTTP, Mosquitto and NATS JetStream.
+mod stream;
