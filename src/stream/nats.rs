@@ -88,8 +88,10 @@ async fn session(
     // bytes bound too (never below 1 MiB, or a large message could never be delivered).
     let fetch = settings.max_batch_events.clamp(1, 10_000);
     let fetch_bytes = (settings.max_batch_events * 256).max(1 << 20);
-    // The writer batches by time already: a pull returns what is there after a short wait.
-    let expires = (settings.max_batch_delay / 5).max(Duration::from_millis(20));
+    // A pull returns what is there after at most one batch delay. Much shorter pulls (20 ms)
+    // starved the consumer after a restart with redeliveries pending (kill -9 test): keep it
+    // at the batch delay, never below 50 ms.
+    let expires = settings.max_batch_delay.max(Duration::from_millis(50));
     loop {
         let mut batch = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),

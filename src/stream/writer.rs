@@ -204,6 +204,11 @@ impl Writer {
     /// Loads the state from the lake and brings gold up to bronze (after a crash between the
     /// commits of one batch).
     pub async fn recover(&mut self) -> Result<()> {
+        // The gold tables exist, empty, from the first start: reports and Power BI models over
+        // them work before the first event arrives instead of failing with 42P01.
+        write::create_if_missing(&self.tables.fact, Arc::new(Schema::new(fact_fields())), &[])
+            .await?;
+        write::create_if_missing(&self.tables.daily, daily_schema(), &[]).await?;
         let version = |loc: StorageLocation| async move {
             Ok::<i64, Error>(
                 write::app_transaction_version(&loc, APP_ID)
