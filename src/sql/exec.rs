@@ -117,6 +117,11 @@ async fn run(
     columns: &Mutex<Vec<String>>,
 ) -> Result<(), QueryError> {
     let df_err = |e| QueryError::from_datafusion(e, query_id);
+    // `now()`, `current_date` and friends are folded to this statement's start time by the
+    // optimizer; without a start time they stay unfolded and fail when evaluated (or when a
+    // Parquet pruning predicate carries them).
+    let mut state = state;
+    state.execution_props_mut().start_execution();
     let optimized = state.optimize(&plan).map_err(df_err)?;
     *columns.lock() = columns_read(&optimized);
     let physical = state

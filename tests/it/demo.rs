@@ -178,6 +178,34 @@ async fn demo_serves_the_overview_report_and_reuses_its_directory() {
     );
     assert_eq!(name, "****", "dim_patient.name is redacted for PBI_Reader");
 
+    // The simulated pharmacy device trickles events through the HTTP source into gold.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = std::process::Command::new("psql")
+            .args(["-X", "-A", "-t", "-c"])
+            .arg("select coalesce(sum(n_events), 0) from dbo.medicine_distribution_daily")
+            .arg(format!(
+                "host=127.0.0.1 port={port} dbname=IKHOSPITAL_DW user=PBI_Reader sslmode=require"
+            ))
+            .env("PGPASSWORD", "pbi-reader-demo")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let n: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        if n > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no device event reached gold in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
     demo.child.kill().await.unwrap();
 
     // Second run: same directory, nothing regenerated, same certificate.

@@ -432,3 +432,37 @@ async fn limits_connections_and_memory() {
     assert_eq!(rows(&first, "select 1").await, one("1"));
     server.stop().await;
 }
+
+/// `current_date` and `now()` are folded per statement: in the select list and in a filter
+/// that prunes Delta files by their statistics (the hospital overview's "distributed today").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn current_date_and_now_work_in_filters_over_delta() {
+    let server = TestServer::start().await;
+    let client = server.connect("alice").await;
+    let today = chrono::Utc::now().date_naive().to_string();
+    let row = &rows(&client, "select current_date::text, now() is not null").await[0];
+    assert_eq!(row[0].as_deref(), Some(today.as_str()));
+    assert_eq!(row[1].as_deref(), Some("t"));
+    let expected = rows(
+        &client,
+        &format!("select count(*) from fact_events where date_of_service <= date '{today}'"),
+    )
+    .await;
+    assert_eq!(
+        rows(
+            &client,
+            "select count(*) from fact_events where date_of_service <= current_date"
+        )
+        .await,
+        expected
+    );
+    assert_eq!(
+        rows(
+            &client,
+            "select count(*) from fact_events where date_of_service > current_date - 36500"
+        )
+        .await
+        .len(),
+        1
+    );
+}
