@@ -121,7 +121,8 @@ async fn run(
     // optimizer; without a start time they stay unfolded and fail when evaluated (or when a
     // Parquet pruning predicate carries them).
     let mut state = state;
-    state.execution_props_mut().start_execution();
+    let options = state.config_options().clone();
+    state.execution_props_mut().mark_start_execution(options);
     let optimized = state.optimize(&plan).map_err(df_err)?;
     *columns.lock() = columns_read(&optimized);
     let physical = state
