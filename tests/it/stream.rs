@@ -294,15 +294,18 @@ async fn stream_http_in_serve_is_exactly_once_and_fresh() {
         elapsed < Duration::from_secs(2),
         "visible after {elapsed:?}"
     );
+    // "Medicines distributed today" is a plain query (the fixture has no dim_medicine to join).
+    // A DATE literal, not CURRENT_DATE: serving fails on `day = CURRENT_DATE` over a Delta table
+    // ("invoke should not be called on a simplified current_date() function"), a serving bug.
     let today = rows(
         &client,
         &format!(
-            "SELECT COUNT(*) FROM fact_medicine_distribution WHERE date_distribution = DATE '{}'",
+            "SELECT ndc, total_qty FROM medicine_distribution_daily WHERE day = DATE '{}'",
             chrono::Utc::now().date_naive()
         ),
     )
     .await;
-    assert!(today[0][0].as_deref().unwrap().parse::<i64>().unwrap() > 0);
+    assert!(today.len() > 1, "{}", today.len());
     server.stop().await;
 }
 
