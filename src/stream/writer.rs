@@ -367,21 +367,39 @@ impl Writer {
                 },
             )
             .await?;
-            let events: Vec<&Event> = new_events.iter().map(|(e, _)| e).collect();
-            self.write_fact(&events, batch_id).await?;
-            self.write_daily(&events, batch_id).await?;
         }
-        if !dead.is_empty() {
-            write::append(
-                &self.tables.dead_letter,
-                vec![dead_letter_batch(dead, batch_id)?],
-                &WriteOptions {
-                    app_transaction: Some((APP_ID.to_string(), batch_id)),
-                    ..WriteOptions::default()
-                },
-            )
-            .await?;
+        // Once bronze holds the batch, the other tables are independent: commit them together.
+        let events: Vec<&Event> = new_events.iter().map(|(e, _)| e).collect();
+        let rows = self.daily_changes(&events);
+        let (fact, daily, dead_letters) = tokio::join!(
+            async {
+                if events.is_empty() {
+                    Ok(())
+                } else {
+                    append_fact(&self.tables.fact, &events, batch_id).await
+                }
+            },
+            async {
+                if rows.is_empty() {
+                    Ok(())
+                } else {
+                    merge_daily(&self.tables.daily, &rows, batch_id).await
+                }
+            },
+            async {
+                if dead.is_empty() {
+                    Ok(())
+                } else {
+                    append_dead_letters(&self.tables.dead_letter, dead, batch_id).await
+                }
+            },
+        );
+        if daily.is_ok() {
+            self.daily.extend(rows);
         }
+        fact?;
+        daily?;
+        dead_letters?;
         if !new_events.is_empty() {
             self.notify().await;
         }
@@ -389,21 +407,12 @@ impl Writer {
     }
 
     async fn write_fact(&self, events: &[&Event], batch_id: i64) -> Result<()> {
-        write::append(
-            &self.tables.fact,
-            vec![fact_batch(events)?],
-            &WriteOptions {
-                app_transaction: Some((APP_ID.to_string(), batch_id)),
-                ..WriteOptions::default()
-            },
-        )
-        .await?;
-        Ok(())
+        append_fact(&self.tables.fact, events, batch_id).await
     }
 
-    /// Adds the events' per-(ndc, day) totals to the daily table: only the touched rows are
-    /// merged, and the in-memory totals move only once the merge committed.
-    async fn write_daily(&mut self, events: &[&Event], batch_id: i64) -> Result<()> {
+    /// The daily rows the events change, with their new totals (the in-memory totals move only
+    /// once the merge committed).
+    fn daily_changes(&self, events: &[&Event]) -> Vec<((String, i32), DailyRow)> {
         let mut changed: HashMap<(String, i32), DailyRow> = HashMap::new();
         for event in events {
             let key = (event.ndc.clone(), event.date_distribution);
@@ -416,44 +425,13 @@ impl Writer {
         }
         let mut rows: Vec<_> = changed.into_iter().collect();
         rows.sort_by(|a, b| a.0.cmp(&b.0));
-        let schema = daily_schema();
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                Arc::new(StringArray::from_iter_values(
-                    rows.iter().map(|((ndc, _), _)| ndc.as_str()),
-                )) as ArrayRef,
-                Arc::new(Date32Array::from_iter_values(
-                    rows.iter().map(|((_, day), _)| *day),
-                )),
-                Arc::new(Int64Array::from_iter_values(
-                    rows.iter().map(|(_, r)| r.total_qty),
-                )),
-                Arc::new(Int64Array::from_iter_values(
-                    rows.iter().map(|(_, r)| r.n_events),
-                )),
-                Arc::new(
-                    TimestampMicrosecondArray::from_iter_values(
-                        rows.iter().map(|(_, r)| r.last_event_at),
-                    )
-                    .with_timezone("UTC"),
-                ),
-            ],
-        )?;
-        write::merge(
-            &self.tables.daily,
-            schema,
-            vec![batch],
-            &MergeOptions {
-                keys: vec!["ndc".to_string(), "day".to_string()],
-                delete_missing: false,
-                write: WriteOptions {
-                    app_transaction: Some((APP_ID.to_string(), batch_id)),
-                    ..WriteOptions::default()
-                },
-            },
-        )
-        .await?;
+        rows
+    }
+
+    /// Adds the events' per-(ndc, day) totals to the daily table.
+    async fn write_daily(&mut self, events: &[&Event], batch_id: i64) -> Result<()> {
+        let rows = self.daily_changes(events);
+        merge_daily(&self.tables.daily, &rows, batch_id).await?;
         self.daily.extend(rows);
         Ok(())
     }
@@ -529,6 +507,85 @@ async fn writer_loop(
         writer.process(rest).await;
     }
     tracing::info!("stream writer stopped");
+}
+
+/// Merges the changed daily rows (only those) into the daily table, by (ndc, day).
+async fn merge_daily(
+    location: &StorageLocation,
+    rows: &[((String, i32), DailyRow)],
+    batch_id: i64,
+) -> Result<()> {
+    let schema = daily_schema();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|((ndc, _), _)| ndc.as_str()),
+            )) as ArrayRef,
+            Arc::new(Date32Array::from_iter_values(
+                rows.iter().map(|((_, day), _)| *day),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|(_, r)| r.total_qty),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|(_, r)| r.n_events),
+            )),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(
+                    rows.iter().map(|(_, r)| r.last_event_at),
+                )
+                .with_timezone("UTC"),
+            ),
+        ],
+    )?;
+    write::merge(
+        location,
+        schema,
+        vec![batch],
+        &MergeOptions {
+            keys: vec!["ndc".to_string(), "day".to_string()],
+            delete_missing: false,
+            write: WriteOptions {
+                app_transaction: Some((APP_ID.to_string(), batch_id)),
+                ..WriteOptions::default()
+            },
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Appends the events to the fact table.
+async fn append_fact(location: &StorageLocation, events: &[&Event], batch_id: i64) -> Result<()> {
+    write::append(
+        location,
+        vec![fact_batch(events)?],
+        &WriteOptions {
+            app_transaction: Some((APP_ID.to_string(), batch_id)),
+            ..WriteOptions::default()
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Appends the dead letters.
+async fn append_dead_letters(
+    location: &StorageLocation,
+    dead: &[(String, &Record)],
+    batch_id: i64,
+) -> Result<()> {
+    write::append(
+        location,
+        vec![dead_letter_batch(dead, batch_id)?],
+        &WriteOptions {
+            app_transaction: Some((APP_ID.to_string(), batch_id)),
+            ..WriteOptions::default()
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 fn timestamp_type() -> DataType {
