@@ -453,7 +453,7 @@ struct StreamChild {
 }
 
 impl StreamChild {
-    async fn spawn(config: &Path) -> StreamChild {
+    async fn spawn(config: &Path, ready: &str) -> StreamChild {
         use tokio::io::AsyncBufReadExt;
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lakehouse"))
             .arg("stream")
@@ -468,7 +468,7 @@ impl StreamChild {
         let mut lines = tokio::io::BufReader::new(stderr).lines();
         tokio::time::timeout(Duration::from_secs(30), async {
             while let Some(line) = lines.next_line().await.unwrap() {
-                if line.contains("NATS source connected") {
+                if line.contains(ready) {
                     return;
                 }
             }
@@ -484,6 +484,94 @@ impl StreamChild {
         self.child.start_kill().unwrap();
         self.child.wait().await.unwrap();
     }
+}
+
+/// The number of commits in a table's log.
+fn commits(table: &Path) -> usize {
+    std::fs::read_dir(table.join("_delta_log"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// MQTT (real Mosquitto, persistent session): `kill -9` of `lakehouse stream` while devices
+/// publish, and a restart, give exactly the distinct valid events: unacknowledged messages come
+/// again, and those committed before the kill are dropped as duplicates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_mqtt_survives_kill_9_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    std::fs::create_dir_all(&lake).unwrap();
+    let id = unique();
+    let prefix = format!("test-{id}/pharmacy");
+    let config = dir.path().join("lakehouse.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "lake:\n  root: {}\nstream:\n  max_batch_events: 200\n  max_batch_delay: 100ms\n  mqtt:\n    url: {MQTT}\n    topic: {prefix}/+/events\n    client_id: lakehouse-test-{id}\n",
+            lake.display()
+        ),
+    )
+    .unwrap();
+    let child = StreamChild::spawn(&config, "MQTT source connected").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let devices = tokio::spawn(async move {
+        lakehouse::stream::simulate::run(
+            &SimulateOptions {
+                to: MQTT.to_string(),
+                rate: 1500.0,
+                events: Some(4000),
+                duration: None,
+                devices: 5,
+                device_id: None,
+                duplicates_pct: 5.0,
+                bad_pct: 1.0,
+                token: None,
+                batch: 10,
+                connections: 1,
+                topic_prefix: Some(prefix),
+                nats_stream: None,
+                measure_lake: None,
+                quiet: true,
+            },
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap()
+    });
+    let until = Instant::now() + Duration::from_secs(60);
+    while commits(&lake.join(BRONZE_PATH)) < 3 {
+        assert!(Instant::now() < until, "no bronze commits");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill9().await;
+    let report = devices.await.unwrap();
+    let before = count(&lake, BRONZE_PATH, "SELECT COUNT(*) FROM t").await;
+    assert!(
+        before > 0 && before < report.new_events as i64,
+        "killed mid-stream: {before} of {}",
+        report.new_events
+    );
+    let child = StreamChild::spawn(&config, "MQTT source connected").await;
+    let until = Instant::now() + Duration::from_secs(120);
+    loop {
+        let bronze = count(&lake, BRONZE_PATH, "SELECT COUNT(*) FROM t").await;
+        let dead = count(&lake, DEAD_LETTER_PATH, "SELECT COUNT(*) FROM t").await;
+        if bronze >= report.new_events as i64 && dead >= report.bad as i64 {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "after restart: {bronze} events, {dead} dead letters"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    child.kill9().await;
+    assert_exactly_once(&lake, report.new_events as usize, None).await;
 }
 
 /// NATS JetStream (real server, durable pull consumer, acks after commit): `kill -9` of
@@ -529,21 +617,10 @@ async fn stream_nats_survives_kill_9_exactly_once() {
         ),
     )
     .unwrap();
-    let child = StreamChild::spawn(&config).await;
+    let child = StreamChild::spawn(&config, "NATS source connected").await;
     // Kill once a few batches are in, well before the end.
-    let log = lake.join(BRONZE_PATH).join("_delta_log");
     let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        let commits = std::fs::read_dir(&log)
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-                    .count()
-            })
-            .unwrap_or(0);
-        if commits >= 3 {
-            break;
-        }
+    while commits(&lake.join(BRONZE_PATH)) < 3 {
         assert!(Instant::now() < until, "no bronze commits");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -555,7 +632,7 @@ async fn stream_nats_survives_kill_9_exactly_once() {
         report.new_events
     );
 
-    let child = StreamChild::spawn(&config).await;
+    let child = StreamChild::spawn(&config, "NATS source connected").await;
     let until = Instant::now() + Duration::from_secs(180);
     let dead_offsets = "SELECT COUNT(DISTINCT source_offset) FROM t";
     loop {
