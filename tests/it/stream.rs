@@ -716,3 +716,45 @@ async fn stream_replays_bronze_into_gold_on_start() {
         }
     }
 }
+
+/// The demo's stream: the HTTP source with the demo device, and its simulated device trickling
+/// events through real HTTP into the lake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_demo_device_trickles_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let shutdown = CancellationToken::new();
+    let running = lakehouse::stream::start_demo(
+        lake_location(dir.path()),
+        "127.0.0.1:0".parse().unwrap(),
+        50.0,
+        None,
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let url = format!("http://{}", running.http_addr.unwrap());
+    let until = Instant::now() + Duration::from_secs(30);
+    use std::sync::atomic::Ordering::Relaxed;
+    while running.stats.accepted.load(Relaxed) < 20 {
+        assert!(Instant::now() < until, "{:?}", running.stats);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A real device may post with the demo token too (as the printed curl line shows).
+    let event = events(lakehouse::stream::DEMO_DEVICE_ID, 1, 0, 0);
+    let response = post_once(
+        &url,
+        lakehouse::stream::DEMO_DEVICE_TOKEN,
+        event.lines[0].as_bytes(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status, 200, "{}", response.body);
+    shutdown.cancel();
+    running.wait().await;
+    let accepted = count(dir.path(), FACT_PATH, "SELECT COUNT(*) FROM t").await;
+    assert!(accepted >= 21, "{accepted}");
+    assert_eq!(
+        count(dir.path(), DEAD_LETTER_PATH, "SELECT COUNT(*) FROM t").await,
+        0
+    );
+}
