@@ -170,7 +170,6 @@ pub async fn start(
         sources.push(tokio::spawn(mqtt::run(
             mqtt.clone(),
             ingress.clone(),
-            settings.clone(),
             shutdown.clone(),
         )));
     }

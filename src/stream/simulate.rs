@@ -549,7 +549,6 @@ fn percentile(values: &mut [f64], q: f64) -> f64 {
 
 /// Polls gold `medicine_distribution_daily` and records when each count became visible.
 struct FreshnessProbe {
-    baseline: u64,
     samples: Arc<parking_lot::Mutex<Vec<(u64, Instant)>>>,
     stop: CancellationToken,
 }
@@ -570,11 +569,7 @@ impl FreshnessProbe {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         });
-        Ok(FreshnessProbe {
-            baseline,
-            samples,
-            stop,
-        })
+        Ok(FreshnessProbe { samples, stop })
     }
 
     /// Waits until `count` new events are visible (or `timeout`); returns the samples.
@@ -592,7 +587,6 @@ impl FreshnessProbe {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.stop.cancel();
-        let _ = self.baseline;
         self.samples.lock().clone()
     }
 }
