@@ -322,6 +322,19 @@ pub async fn run(options: &SimulateOptions, shutdown: CancellationToken) -> Resu
         }
     };
 
+    let mut options = options.clone();
+    if url.scheme() == "http" && options.device_id.is_none() {
+        // Over HTTP each event must carry the device of the token, or it is dead-lettered.
+        if options.token.as_deref() == Some(super::DEMO_DEVICE_TOKEN) {
+            options.device_id = Some(super::DEMO_DEVICE_ID.to_string());
+        } else {
+            return Err(Error::Config(
+                "--device-id is required over HTTP: events must carry the device of the token"
+                    .to_string(),
+            ));
+        }
+    }
+    let options = &options;
     let mut generator = Generator::new(options);
     let mut report = SimulateReport::default();
     let batch = options.batch.max(1);
