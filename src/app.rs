@@ -167,6 +167,19 @@ impl App {
             self.policies.clone(),
             shutdown.clone(),
         ));
+        let ingest = self
+            .config
+            .ingest
+            .as_ref()
+            .and_then(|spec| spec.every)
+            .map(|every| {
+                tokio::spawn(ingest_loop(
+                    self.config.clone(),
+                    every.0,
+                    self.registry.clone(),
+                    shutdown.clone(),
+                ))
+            });
         self.server.run(self.listener, shutdown.clone()).await;
         shutdown.cancel();
         if let Some(stream) = stream {
@@ -174,6 +187,9 @@ impl App {
         }
         let _ = refresher.await;
         let _ = reloader.await;
+        if let Some(ingest) = ingest {
+            let _ = ingest.await;
+        }
         tracing::info!("server stopped");
         Ok(())
     }
@@ -278,6 +294,42 @@ async fn reload_loop(
                 );
             }
         }
+    }
+}
+
+/// `ingest.every` inside `serve`: the same runs as `lakehouse ingest --every`, each followed by
+/// a catalog refresh so that new gold versions serve at once rather than at the next tick.
+/// A failed run is logged and retried at the next interval; the server keeps serving the last
+/// good versions (Delta commits are atomic, so a half-done run is never visible).
+async fn ingest_loop(
+    config: Config,
+    every: Duration,
+    registry: Arc<Registry>,
+    shutdown: CancellationToken,
+) {
+    let options = crate::ingest::IngestOptions::from_spec(config.ingest.as_ref());
+    let result = crate::ingest::run_loop(&config, &options, every, shutdown, |report| {
+        match report {
+            Ok(report) if report.failures.is_empty() => {
+                tracing::info!(
+                    tables = report.tables.len(),
+                    seconds = report.elapsed.as_secs_f64(),
+                    "ingest run done"
+                );
+            }
+            Ok(report) => {
+                tracing::error!(failures = ?report.failures, "ingest run failed for some tables");
+            }
+            Err(err) => tracing::error!("ingest run failed: {err}"),
+        }
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            registry.refresh().await;
+        });
+    })
+    .await;
+    if let Err(err) = result {
+        tracing::error!("scheduled ingest stopped: {err}");
     }
 }
 

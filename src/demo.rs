@@ -59,9 +59,9 @@ pub struct DemoOptions {
     /// HTTP address of the pharmacy device endpoint.
     pub stream_listen: SocketAddr,
     /// Patients to generate on the first run.
-    pub patients: usize,
+    pub patients: u64,
     /// Visits to generate on the first run.
-    pub events: usize,
+    pub events: u64,
     /// Generator seed.
     pub seed: u64,
     /// Events per second of the simulated device.
@@ -73,12 +73,12 @@ pub struct DemoOptions {
 pub struct Demo {
     /// The built server, ready to run.
     pub app: App,
-    /// The running device stream.
-    pub stream: crate::stream::RunningStream,
     /// Absolute demo directory.
     pub dir: PathBuf,
     /// Passwords replacing the demo ones (only when listening beyond loopback).
     pub rotated_passwords: Vec<(String, String)>,
+    /// The running device stream.
+    pub stream: crate::stream::RunningStream,
     /// Seconds from start to ready.
     pub ready_after: f64,
 }
@@ -142,6 +142,14 @@ pub async fn start(options: &DemoOptions, shutdown: CancellationToken) -> anyhow
 }
 
 impl Demo {
+    /// Serves until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let result = self.app.run(shutdown).await;
+        // The stream shares the shutdown token: wait for its last batch to commit.
+        self.stream.wait().await;
+        result
+    }
+
     /// Prints how to connect: psql, Power BI, and the device endpoint.
     pub fn print_instructions(&self) {
         let addr = self.app.local_addr();
@@ -159,13 +167,6 @@ impl Demo {
                 .unwrap_or_else(|| demo.to_string())
         };
         let catalog = self.app.registry().snapshot();
-        let n_rows = |table: &str| -> String {
-            catalog
-                .table("dbo", table)
-                .and_then(|e| e.ready().ok())
-                .map(|r| format!("{} files", r.n_files))
-                .unwrap_or_else(|| "-".to_string())
-        };
         let cert = self.dir.join("tls").join("server.crt");
         let fingerprint = self
             .app
@@ -175,11 +176,17 @@ impl Demo {
             .unwrap_or_default();
         let pbi = password("PBI_Reader", "pbi-reader-demo");
         println!();
-        println!("IKHOSPITAL_DW is ready in {:.1} s, serving {} gold tables from {}", self.ready_after, catalog.tables.len(), self.dir.display());
-        println!("  (fact_events: {}, dim_patient: {})", n_rows("fact_events"), n_rows("dim_patient"));
+        println!(
+            "IKHOSPITAL_DW is ready in {:.1} s, serving {} gold tables from {}",
+            self.ready_after,
+            catalog.tables.len(),
+            self.dir.display()
+        );
         println!();
         println!("psql:");
-        println!("  PGPASSWORD={pbi} psql \"host={host} port={port} dbname=IKHOSPITAL_DW user=PBI_Reader sslmode=require\"");
+        println!(
+            "  PGPASSWORD={pbi} psql \"host={host} port={port} dbname=IKHOSPITAL_DW user=PBI_Reader sslmode=require\""
+        );
         println!("  then:  \\i sql/reports/hospital_overview.sql");
         println!();
         println!("Power BI Desktop: Get data > PostgreSQL database");
@@ -187,16 +194,29 @@ impl Demo {
         println!("  Database:      IKHOSPITAL_DW");
         println!("  Mode:          Import (tables) or DirectQuery (live queries)");
         println!("  Credentials:   Database > user PBI_Reader, password {pbi}");
-        println!("  Encryption:    keep \"Encrypt connection\" on and trust the demo certificate once:");
-        println!("                 import {} into \"Trusted Root Certification Authorities\"", cert.display());
+        println!(
+            "  Encryption:    keep \"Encrypt connection\" on and trust the demo certificate once:"
+        );
+        println!(
+            "                 import {} into \"Trusted Root Certification Authorities\"",
+            cert.display()
+        );
         println!("                 (certmgr.msc), SHA-256 fingerprint {fingerprint}.");
         println!("                 With encryption off the demo also accepts the connection.");
         println!();
-        println!("Users: PBI_Reader / {pbi} (patient PII masked), lakehouse_admin / {} (everything, sys.audit_log),", password("lakehouse_admin", "admin-demo"));
-        println!("       analyst_pt / {} (Portuguese patients and their visits only)", password("analyst_pt", "analyst-pt-demo"));
+        println!(
+            "Users: PBI_Reader / {pbi} (patient PII masked), lakehouse_admin / {} (everything, sys.audit_log),",
+            password("lakehouse_admin", "admin-demo")
+        );
+        println!(
+            "       analyst_pt / {} (Portuguese patients and their visits only)",
+            password("analyst_pt", "analyst-pt-demo")
+        );
         if let Some(stream_addr) = self.stream.http_addr {
             println!();
-            println!("Pharmacy devices post to http://{stream_addr}/v1/pharmacy/events (a simulated device already does):");
+            println!(
+                "Pharmacy devices post to http://{stream_addr}/v1/pharmacy/events (a simulated device already does):"
+            );
             println!(
                 "  curl -H 'Authorization: Bearer {}' -d '{{\"event_id\":\"...\",\"device_id\":\"{}\",...}}' http://{stream_addr}/v1/pharmacy/events",
                 crate::stream::DEMO_DEVICE_TOKEN,
@@ -204,8 +224,14 @@ impl Demo {
             );
         }
         println!();
-        println!("Grants live in {}: edit them and they apply within seconds.", self.dir.join("grants").display());
-        println!("Stop with Ctrl-C; the next run reuses {}.", self.dir.display());
+        println!(
+            "Grants live in {}: edit them and they apply within seconds.",
+            self.dir.join("grants").display()
+        );
+        println!(
+            "Stop with Ctrl-C; the next run reuses {}.",
+            self.dir.display()
+        );
         println!();
     }
 }
@@ -245,9 +271,15 @@ fn rotate_demo_passwords(users_file: &Path) -> anyhow::Result<Vec<(String, Strin
                     .take(20)
                     .map(char::from)
                     .collect();
-                let verifier = crate::auth::ScramVerifier::generate(&password, crate::auth::DEFAULT_ITERATIONS);
+                let verifier = crate::auth::ScramVerifier::generate(
+                    &password,
+                    crate::auth::DEFAULT_ITERATIONS,
+                );
                 new_text.push_str(&format!("{indent}scram: \"{verifier}\"\n"));
-                new_text.push_str(&format!("{indent}password_hash: \"{}\"\n", crate::auth::hash_password(&password)));
+                new_text.push_str(&format!(
+                    "{indent}password_hash: \"{}\"\n",
+                    crate::auth::hash_password(&password)
+                ));
                 out.push((user.clone(), password));
             }
             (Some(("password_hash", _)), Some(_)) => {}
@@ -259,7 +291,9 @@ fn rotate_demo_passwords(users_file: &Path) -> anyhow::Result<Vec<(String, Strin
     }
     if !out.is_empty() {
         std::fs::write(users_file, new_text)?;
-        tracing::warn!("listening beyond loopback: the demo users got new random passwords (printed below)");
+        tracing::warn!(
+            "listening beyond loopback: the demo users got new random passwords (printed below)"
+        );
     }
     Ok(out)
 }

@@ -13,6 +13,8 @@
 //! - [`sql`]: classify, plan, enforce and execute statements.
 //! - [`check`]: validation shared by `lakehouse check`, startup and reload.
 //! - [`ingest`]: the batch ingest of the source databases into bronze, silver and gold.
+//! - [`demo`]: `lakehouse demo`, the whole lakehouse on one machine.
+
 //! - [`stream`]: pharmacy device events (HTTP, MQTT, NATS) into bronze and two live gold tables.
 
 pub mod app;
@@ -21,6 +23,7 @@ pub mod auth;
 pub mod catalog;
 pub mod check;
 pub mod config;
+pub mod demo;
 pub mod ingest;
 pub mod lake;
 pub mod pgtype;

@@ -29,10 +29,39 @@ enum Command {
     Generate(GenerateArgs),
     /// Copy the sources into bronze, merge silver and build gold (once or on a schedule).
     Ingest(IngestArgs),
+    /// Run a whole hospital lakehouse on this machine: generated data, ingest, stream, server.
+    Demo(DemoArgs),
+    /// Probe a running server (for container health checks): exit 0 when it answers.
+    Health(HealthArgs),
     /// Consume pharmacy device events from the sources under `stream:` until interrupted.
     Stream(StreamArgs),
     /// Pharmacy devices sending events over HTTP, MQTT or NATS; measures the stream.
     Simulate(SimulateArgs),
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Demo directory: the lake root, its configuration, grants and certificate (reused).
+    #[arg(long, default_value = "demo-lake")]
+    dir: PathBuf,
+    /// pgwire address.
+    #[arg(long, default_value = "127.0.0.1:5433")]
+    listen: std::net::SocketAddr,
+    /// Address of the pharmacy devices' HTTP endpoint.
+    #[arg(long, default_value = "127.0.0.1:8088")]
+    stream_listen: std::net::SocketAddr,
+    /// Patients generated on the first run.
+    #[arg(long, default_value_t = 1500)]
+    patients: u64,
+    /// Visits generated on the first run.
+    #[arg(long, default_value_t = 6000)]
+    events: u64,
+    /// Seed of the generator.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Events per second sent by the simulated pharmacy device (0 turns it off).
+    #[arg(long, default_value_t = 2.0)]
+    event_rate: f64,
 }
 
 #[derive(clap::Args)]
@@ -90,6 +119,16 @@ struct SimulateArgs {
     /// Lake root to poll for freshness (sent to visible in gold): the benchmark.
     #[arg(long)]
     measure_lake: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct HealthArgs {
+    /// The server's pgwire address.
+    #[arg(long, default_value = "127.0.0.1:5433")]
+    address: std::net::SocketAddr,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 3)]
+    timeout: u64,
 }
 
 #[derive(clap::Args)]
@@ -173,6 +212,8 @@ fn main() -> ExitCode {
         Command::Passwd(args) => run_passwd(args),
         Command::Generate(args) => run_generate(args),
         Command::Ingest(args) => run_ingest(args),
+        Command::Demo(args) => run_demo(args),
+        Command::Health(args) => run_health(args),
         Command::Stream(args) => run_stream(args),
         Command::Simulate(args) => run_simulate(args),
     }
@@ -444,6 +485,70 @@ fn run_ingest(args: IngestArgs) -> ExitCode {
             }
         }
     })
+}
+
+fn run_demo(args: DemoArgs) -> ExitCode {
+    // The demo prints its own instructions; the log keeps to warnings (and deltalake's noise
+    // about tables that do not exist yet on a first run is dropped).
+    lakehouse::telemetry::init_with(&lakehouse::config::LogSpec {
+        format: Some(lakehouse::config::LogFormat::Text),
+        level: Some("warn,deltalake_core=off,buoyant_kernel=off".to_string()),
+    });
+    if !(args.event_rate.is_finite() && args.event_rate >= 0.0) {
+        eprintln!("error: --event-rate must be a number of events per second, 0 or more");
+        return ExitCode::from(2);
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let options = lakehouse::demo::DemoOptions {
+        dir: args.dir,
+        listen: args.listen,
+        stream_listen: args.stream_listen,
+        patients: args.patients,
+        events: args.events,
+        seed: args.seed,
+        event_rate: args.event_rate,
+    };
+    rt.block_on(async move {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let demo = match lakehouse::demo::start(&options, shutdown.clone()).await {
+            Ok(demo) => demo,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                return ExitCode::from(1);
+            }
+        };
+        demo.print_instructions();
+        let signal = shutdown.clone();
+        tokio::spawn(async move {
+            lakehouse::app::shutdown_signal().await;
+            signal.cancel();
+        });
+        match demo.run(shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}
+
+fn run_health(args: HealthArgs) -> ExitCode {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let timeout = std::time::Duration::from_secs(args.timeout.max(1));
+    match rt.block_on(lakehouse::server::probe(args.address, timeout)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("unhealthy: {err}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn run_stream(args: StreamArgs) -> ExitCode {

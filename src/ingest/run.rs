@@ -98,6 +98,23 @@ where
     }
 }
 
+/// One bronze table with its retries. A named function rather than a closure so that the
+/// run's future is `Send` for any lifetime (a closure over `Arc<dyn Source>` is not, and
+/// `serve` spawns the scheduled ingest as a task).
+async fn bronze_job(
+    source: Arc<dyn Source>,
+    plan: TablePlan,
+    layout: LakeLayout,
+    options: &IngestOptions,
+) -> (String, Result<TableReport>) {
+    let path = layout.bronze_path(source.name(), &plan.info.lake_name);
+    let result = with_retries(&path, options.retries, options.backoff, || {
+        super::bronze::load_table(source.as_ref(), &plan, &layout, options)
+    })
+    .await;
+    (path, result)
+}
+
 /// Options of the demo's embedded ingest.
 #[derive(Debug, Clone)]
 pub struct EmbeddedOptions {
@@ -230,18 +247,13 @@ pub async fn run_with(
                 Err(err) => report.failures.push(format!("source \"{name}\": {err}")),
             }
         }
-        let results: Vec<(String, Result<TableReport>)> =
-            futures::stream::iter(plans.into_iter().map(|(source, plan)| {
-                let layout = layout.clone();
-                async move {
-                    let path = layout.bronze_path(source.name(), &plan.info.lake_name);
-                    let result = with_retries(&path, options.retries, options.backoff, || {
-                        super::bronze::load_table(source.as_ref(), &plan, &layout, options)
-                    })
-                    .await;
-                    (path, result)
-                }
-            }))
+        // The futures are built before the first await, so no closure over `dyn Source` lives
+        // in this future's state (rustc cannot prove such a closure `Send` for every lifetime).
+        let mut jobs = Vec::with_capacity(plans.len());
+        for (source, plan) in plans {
+            jobs.push(bronze_job(source, plan, layout.clone(), options));
+        }
+        let results: Vec<(String, Result<TableReport>)> = futures::stream::iter(jobs)
             .buffer_unordered(options.parallelism.max(1))
             .collect()
             .await;

@@ -191,3 +191,40 @@ impl Server {
 pub fn is_loopback(addr: &SocketAddr) -> bool {
     addr.ip().is_loopback()
 }
+
+/// Error of [`probe`].
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// No connection, or the connection broke.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// No answer within the timeout.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// Something answered, but not a PostgreSQL server.
+    #[error("unexpected answer {0:#04x} to SSLRequest: not a PostgreSQL server")]
+    NotPostgres(u8),
+}
+
+/// Health probe: connects to `addr` and sends an SSLRequest, the first message of every
+/// PostgreSQL client. A serving accept loop answers `S` or `N` at once, without a password
+/// and without touching the lake, so container health checks need no credentials.
+pub async fn probe(addr: SocketAddr, timeout: Duration) -> Result<(), ProbeError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        // Length 8, then the SSLRequest code 1234.5679.
+        stream
+            .write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])
+            .await?;
+        let answer = stream.read_u8().await?;
+        match answer {
+            b'S' | b'N' => Ok(()),
+            other => Err(ProbeError::NotPostgres(other)),
+        }
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(result) => result,
+        Err(_) => Err(ProbeError::Timeout(timeout)),
+    }
+}

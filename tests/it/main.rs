@@ -32,5 +32,8 @@ mod ingest;
 /// Helpers of the ingest tests: throw-away source databases, lake queries.
 mod ingest_support;
 
+/// `lakehouse demo` end to end: one command, psql runs the overview report; health probe.
+mod demo;
+
 /// The pharmacy device stream over real HTTP, Mosquitto and NATS JetStream.
 mod stream;
