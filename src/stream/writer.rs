@@ -248,6 +248,14 @@ impl Writer {
             let refs: Vec<&Event> = events.iter().collect();
             self.write_daily(&refs, bronze_v).await?;
         }
+        // The gold tables exist (empty) from the start, so that queries and reports over them
+        // work before the first event arrives.
+        if fact_v == 0 && bronze_v == 0 && !exists(&self.tables.fact).await? {
+            self.write_fact(&[], 0).await?;
+        }
+        if daily_v == 0 && bronze_v == 0 && !exists(&self.tables.daily).await? {
+            merge_daily(&self.tables.daily, &[], 0).await?;
+        }
         self.next_batch = bronze_v.max(fact_v).max(daily_v).max(dead_v) + 1;
         self.ready = true;
         self.notify().await;
@@ -554,6 +562,15 @@ async fn merge_daily(
     )
     .await?;
     Ok(())
+}
+
+/// Whether there is a Delta table at `location`.
+async fn exists(location: &StorageLocation) -> Result<bool> {
+    match crate::lake::table::TableHandle::open(location).await {
+        Ok(_) => Ok(true),
+        Err(crate::lake::Error::NotATable { .. }) => Ok(false),
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// Appends the events to the fact table.
