@@ -47,9 +47,9 @@ YAML
 stream_pid=$!
 trap 'kill $stream_pid 2>/dev/null || true' EXIT
 sleep 3
-echo "== HTTP ($profile, $rate events/s for $duration, 1000 events per request, 8 in flight)"
+echo "== HTTP ($profile, $rate events/s for $duration, 1000 events per request, 16 in flight)"
 "$bin" simulate --to http://127.0.0.1:18088 --token bench-device-token --device-id bench-device \
-  --rate "$rate" --duration "$duration" --batch 1000 --connections 8 --measure-lake "$dir/lake"
+  --rate "$rate" --duration "$duration" --batch 1000 --connections 16 --measure-lake "$dir/lake"
 echo "== MQTT ($profile, $rate events/s for $duration, 500 events per message)"
 "$bin" simulate --to mqtt://127.0.0.1:1883 --topic-prefix "bench$id/pharmacy" --devices 10 \
   --rate "$rate" --duration "$duration" --batch 500 --measure-lake "$dir/lake"

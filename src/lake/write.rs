@@ -92,31 +92,6 @@ async fn write(
     Ok(table.version().unwrap_or(0))
 }
 
-/// Creates an empty table with `schema` when there is none at `location`, so that readers find
-/// it (with its columns) before the first row arrives. Returns whether it created the table.
-pub async fn create_if_missing(
-    location: &StorageLocation,
-    schema: datafusion::arrow::datatypes::SchemaRef,
-    partition_columns: &[String],
-) -> Result<bool> {
-    let table = open_for_write(location).await?;
-    if table.version().is_some() {
-        return Ok(false);
-    }
-    let options = WriteOptions {
-        partition_columns: partition_columns.to_vec(),
-        ..WriteOptions::default()
-    };
-    write(
-        location,
-        vec![RecordBatch::new_empty(schema)],
-        SaveMode::Append,
-        &options,
-    )
-    .await?;
-    Ok(true)
-}
-
 /// How [`merge`] reconciles a batch of source rows with the table.
 #[derive(Debug, Clone, Default)]
 pub struct MergeOptions {

@@ -79,6 +79,13 @@ pub async fn start(
         .map_err(|err| Error::Source(format!("cannot listen on {listen}: {err}")))?;
     let addr = listener.local_addr()?;
     tracing::info!(listen = %addr, "pharmacy device endpoint ready");
+    if !addr.ip().is_loopback() {
+        // Bearer tokens cross the network in this endpoint's plain HTTP.
+        tracing::warn!(
+            listen = %addr,
+            "the pharmacy device endpoint speaks plain HTTP: put a TLS proxy in front of it"
+        );
+    }
     let task = tokio::spawn(async move {
         let result = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown.cancelled_owned())

@@ -10,7 +10,8 @@
 //! - [`simulate`]: pharmacy devices sending events, and the benchmark.
 //!
 //! One writer per lake: two writers over the same tables would each believe their own view of
-//! the event ids.
+//! the event ids. The writer holds every event id of bronze in memory (16 bytes each, about
+//! 40 bytes with the set's overhead), loaded once on start.
 
 pub mod event;
 pub mod http;
@@ -169,7 +170,6 @@ pub async fn start(
         sources.push(tokio::spawn(mqtt::run(
             mqtt.clone(),
             ingress.clone(),
-            settings.clone(),
             shutdown.clone(),
         )));
     }

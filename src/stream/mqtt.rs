@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::event::{Record, split_payloads};
-use super::writer::{BatchSettings, Ingress};
+use super::writer::Ingress;
 use super::{Error, Result};
 use crate::config::stream::MqttSourceSpec;
 
@@ -25,13 +25,7 @@ const GROUP_MESSAGES: usize = 1_000;
 const GROUP_DELAY: Duration = Duration::from_millis(20);
 
 /// Consumes until `shutdown`, reconnecting after failures.
-pub async fn run(
-    spec: MqttSourceSpec,
-    ingress: Ingress,
-    settings: BatchSettings,
-    shutdown: CancellationToken,
-) {
-    let _ = settings;
+pub async fn run(spec: MqttSourceSpec, ingress: Ingress, shutdown: CancellationToken) {
     loop {
         match session(&spec, &ingress, &shutdown).await {
             Ok(()) => return,

@@ -3,7 +3,7 @@
 //! consumer died) is redelivered by the server after `ack_wait`, and dropped as a duplicate if it
 //! was already committed.
 //!
-//! Flow control: each pull asks for at most one batch of messages, the consumer's
+//! Flow control: each pull asks for at most about one batch of events, the consumer's
 //! `max_ack_pending` bounds what is delivered and not yet acknowledged, and no pull is made while
 //! the writer's queue is full.
 
@@ -18,6 +18,9 @@ use super::event::{Record, split_payloads};
 use super::writer::{BatchSettings, Ingress};
 use super::{Error, Result};
 use crate::config::stream::NatsSourceSpec;
+
+/// How long a partial group of messages waits for more before it goes to the writer.
+const GROUP_DELAY: Duration = Duration::from_millis(20);
 
 /// How long the server waits for an acknowledgement before redelivering.
 const ACK_WAIT: Duration = Duration::from_secs(10);
@@ -84,36 +87,40 @@ async fn session(
         .await
         .map_err(|err| Error::Source(format!("JetStream consumer {}: {err}", spec.durable)))?;
     tracing::info!(stream = %spec.stream, durable = %spec.durable, "NATS source connected");
-    // One pull asks for about one writer batch: messages may carry many events each, so the
-    // bytes bound too (never below 1 MiB, or a large message could never be delivered).
+    // The consumer's stream keeps one pull request open at a time, of about one writer batch:
+    // messages may carry many events each, so bytes bound it too (never below 1 MiB, or a large
+    // message could never be delivered). While this task waits for room in the writer's queue
+    // the stream is not polled, no new pull is made, and the server holds the rest.
     let fetch = settings.max_batch_events.clamp(1, 10_000);
     let fetch_bytes = (settings.max_batch_events * 256).max(1 << 20);
-    // A pull returns what is there after at most one batch delay. Much shorter pulls (20 ms)
-    // starved the consumer after a restart with redeliveries pending (kill -9 test): keep it
-    // at the batch delay, never below 50 ms.
-    let expires = settings.max_batch_delay.max(Duration::from_millis(50));
+    let mut stream = consumer
+        .stream()
+        .max_messages_per_batch(fetch)
+        .max_bytes_per_batch(fetch_bytes)
+        .expires(Duration::from_secs(5))
+        .messages()
+        .await
+        .map_err(|err| Error::Source(format!("JetStream pull: {err}")))?;
     loop {
-        let mut batch = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            batch = consumer
-                .batch()
-                .max_messages(fetch)
-                .max_bytes(fetch_bytes)
-                .expires(expires)
-                .messages() => batch.map_err(|err| Error::Source(format!("JetStream pull: {err}")))?,
-        };
         let mut messages = Vec::new();
-        while let Some(message) = batch.next().await {
-            match message {
-                Ok(message) => messages.push(message),
-                Err(err) => {
-                    tracing::debug!(error = %err, "JetStream pull ended early");
-                    break;
-                }
+        let mut deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
+        while messages.len() < fetch {
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                () = tokio::time::sleep_until(deadline), if !messages.is_empty() => break,
+                message = stream.next() => match message {
+                    Some(Ok(message)) => {
+                        if messages.is_empty() {
+                            deadline = tokio::time::Instant::now() + GROUP_DELAY;
+                        }
+                        messages.push(message);
+                    }
+                    Some(Err(err)) => {
+                        return Err(Error::Source(format!("JetStream pull: {err}")));
+                    }
+                    None => return Err(Error::Source("JetStream pull ended".to_string())),
+                },
             }
-        }
-        if messages.is_empty() {
-            continue;
         }
         let received_at = std::time::Instant::now();
         let mut records = Vec::new();

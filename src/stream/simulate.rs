@@ -322,6 +322,19 @@ pub async fn run(options: &SimulateOptions, shutdown: CancellationToken) -> Resu
         }
     };
 
+    let mut options = options.clone();
+    if url.scheme() == "http" && options.device_id.is_none() {
+        // Over HTTP each event must carry the device of the token, or it is dead-lettered.
+        if options.token.as_deref() == Some(super::DEMO_DEVICE_TOKEN) {
+            options.device_id = Some(super::DEMO_DEVICE_ID.to_string());
+        } else {
+            return Err(Error::Config(
+                "--device-id is required over HTTP: events must carry the device of the token"
+                    .to_string(),
+            ));
+        }
+    }
+    let options = &options;
     let mut generator = Generator::new(options);
     let mut report = SimulateReport::default();
     let batch = options.batch.max(1);
@@ -549,7 +562,6 @@ fn percentile(values: &mut [f64], q: f64) -> f64 {
 
 /// Polls gold `medicine_distribution_daily` and records when each count became visible.
 struct FreshnessProbe {
-    baseline: u64,
     samples: Arc<parking_lot::Mutex<Vec<(u64, Instant)>>>,
     stop: CancellationToken,
 }
@@ -570,11 +582,7 @@ impl FreshnessProbe {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         });
-        Ok(FreshnessProbe {
-            baseline,
-            samples,
-            stop,
-        })
+        Ok(FreshnessProbe { samples, stop })
     }
 
     /// Waits until `count` new events are visible (or `timeout`); returns the samples.
@@ -592,7 +600,6 @@ impl FreshnessProbe {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.stop.cancel();
-        let _ = self.baseline;
         self.samples.lock().clone()
     }
 }

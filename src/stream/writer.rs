@@ -204,11 +204,6 @@ impl Writer {
     /// Loads the state from the lake and brings gold up to bronze (after a crash between the
     /// commits of one batch).
     pub async fn recover(&mut self) -> Result<()> {
-        // The gold tables exist, empty, from the first start: reports and Power BI models over
-        // them work before the first event arrives instead of failing with 42P01.
-        write::create_if_missing(&self.tables.fact, Arc::new(Schema::new(fact_fields())), &[])
-            .await?;
-        write::create_if_missing(&self.tables.daily, daily_schema(), &[]).await?;
         let version = |loc: StorageLocation| async move {
             Ok::<i64, Error>(
                 write::app_transaction_version(&loc, APP_ID)
@@ -252,6 +247,14 @@ impl Writer {
             );
             let refs: Vec<&Event> = events.iter().collect();
             self.write_daily(&refs, bronze_v).await?;
+        }
+        // The gold tables exist (empty) from the start, so that queries and reports over them
+        // work before the first event arrives.
+        if fact_v == 0 && bronze_v == 0 && !exists(&self.tables.fact).await? {
+            self.write_fact(&[], 0).await?;
+        }
+        if daily_v == 0 && bronze_v == 0 && !exists(&self.tables.daily).await? {
+            merge_daily(&self.tables.daily, &[], 0).await?;
         }
         self.next_batch = bronze_v.max(fact_v).max(daily_v).max(dead_v) + 1;
         self.ready = true;
@@ -372,21 +375,39 @@ impl Writer {
                 },
             )
             .await?;
-            let events: Vec<&Event> = new_events.iter().map(|(e, _)| e).collect();
-            self.write_fact(&events, batch_id).await?;
-            self.write_daily(&events, batch_id).await?;
         }
-        if !dead.is_empty() {
-            write::append(
-                &self.tables.dead_letter,
-                vec![dead_letter_batch(dead, batch_id)?],
-                &WriteOptions {
-                    app_transaction: Some((APP_ID.to_string(), batch_id)),
-                    ..WriteOptions::default()
-                },
-            )
-            .await?;
+        // Once bronze holds the batch, the other tables are independent: commit them together.
+        let events: Vec<&Event> = new_events.iter().map(|(e, _)| e).collect();
+        let rows = self.daily_changes(&events);
+        let (fact, daily, dead_letters) = tokio::join!(
+            async {
+                if events.is_empty() {
+                    Ok(())
+                } else {
+                    append_fact(&self.tables.fact, &events, batch_id).await
+                }
+            },
+            async {
+                if rows.is_empty() {
+                    Ok(())
+                } else {
+                    merge_daily(&self.tables.daily, &rows, batch_id).await
+                }
+            },
+            async {
+                if dead.is_empty() {
+                    Ok(())
+                } else {
+                    append_dead_letters(&self.tables.dead_letter, dead, batch_id).await
+                }
+            },
+        );
+        if daily.is_ok() {
+            self.daily.extend(rows);
         }
+        fact?;
+        daily?;
+        dead_letters?;
         if !new_events.is_empty() {
             self.notify().await;
         }
@@ -394,21 +415,12 @@ impl Writer {
     }
 
     async fn write_fact(&self, events: &[&Event], batch_id: i64) -> Result<()> {
-        write::append(
-            &self.tables.fact,
-            vec![fact_batch(events)?],
-            &WriteOptions {
-                app_transaction: Some((APP_ID.to_string(), batch_id)),
-                ..WriteOptions::default()
-            },
-        )
-        .await?;
-        Ok(())
+        append_fact(&self.tables.fact, events, batch_id).await
     }
 
-    /// Adds the events' per-(ndc, day) totals to the daily table: only the touched rows are
-    /// merged, and the in-memory totals move only once the merge committed.
-    async fn write_daily(&mut self, events: &[&Event], batch_id: i64) -> Result<()> {
+    /// The daily rows the events change, with their new totals (the in-memory totals move only
+    /// once the merge committed).
+    fn daily_changes(&self, events: &[&Event]) -> Vec<((String, i32), DailyRow)> {
         let mut changed: HashMap<(String, i32), DailyRow> = HashMap::new();
         for event in events {
             let key = (event.ndc.clone(), event.date_distribution);
@@ -421,44 +433,13 @@ impl Writer {
         }
         let mut rows: Vec<_> = changed.into_iter().collect();
         rows.sort_by(|a, b| a.0.cmp(&b.0));
-        let schema = daily_schema();
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                Arc::new(StringArray::from_iter_values(
-                    rows.iter().map(|((ndc, _), _)| ndc.as_str()),
-                )) as ArrayRef,
-                Arc::new(Date32Array::from_iter_values(
-                    rows.iter().map(|((_, day), _)| *day),
-                )),
-                Arc::new(Int64Array::from_iter_values(
-                    rows.iter().map(|(_, r)| r.total_qty),
-                )),
-                Arc::new(Int64Array::from_iter_values(
-                    rows.iter().map(|(_, r)| r.n_events),
-                )),
-                Arc::new(
-                    TimestampMicrosecondArray::from_iter_values(
-                        rows.iter().map(|(_, r)| r.last_event_at),
-                    )
-                    .with_timezone("UTC"),
-                ),
-            ],
-        )?;
-        write::merge(
-            &self.tables.daily,
-            schema,
-            vec![batch],
-            &MergeOptions {
-                keys: vec!["ndc".to_string(), "day".to_string()],
-                delete_missing: false,
-                write: WriteOptions {
-                    app_transaction: Some((APP_ID.to_string(), batch_id)),
-                    ..WriteOptions::default()
-                },
-            },
-        )
-        .await?;
+        rows
+    }
+
+    /// Adds the events' per-(ndc, day) totals to the daily table.
+    async fn write_daily(&mut self, events: &[&Event], batch_id: i64) -> Result<()> {
+        let rows = self.daily_changes(events);
+        merge_daily(&self.tables.daily, &rows, batch_id).await?;
         self.daily.extend(rows);
         Ok(())
     }
@@ -534,6 +515,94 @@ async fn writer_loop(
         writer.process(rest).await;
     }
     tracing::info!("stream writer stopped");
+}
+
+/// Merges the changed daily rows (only those) into the daily table, by (ndc, day).
+async fn merge_daily(
+    location: &StorageLocation,
+    rows: &[((String, i32), DailyRow)],
+    batch_id: i64,
+) -> Result<()> {
+    let schema = daily_schema();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|((ndc, _), _)| ndc.as_str()),
+            )) as ArrayRef,
+            Arc::new(Date32Array::from_iter_values(
+                rows.iter().map(|((_, day), _)| *day),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|(_, r)| r.total_qty),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|(_, r)| r.n_events),
+            )),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(
+                    rows.iter().map(|(_, r)| r.last_event_at),
+                )
+                .with_timezone("UTC"),
+            ),
+        ],
+    )?;
+    write::merge(
+        location,
+        schema,
+        vec![batch],
+        &MergeOptions {
+            keys: vec!["ndc".to_string(), "day".to_string()],
+            delete_missing: false,
+            write: WriteOptions {
+                app_transaction: Some((APP_ID.to_string(), batch_id)),
+                ..WriteOptions::default()
+            },
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Whether there is a Delta table at `location`.
+async fn exists(location: &StorageLocation) -> Result<bool> {
+    match crate::lake::table::TableHandle::open(location).await {
+        Ok(_) => Ok(true),
+        Err(crate::lake::Error::NotATable { .. }) => Ok(false),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Appends the events to the fact table.
+async fn append_fact(location: &StorageLocation, events: &[&Event], batch_id: i64) -> Result<()> {
+    write::append(
+        location,
+        vec![fact_batch(events)?],
+        &WriteOptions {
+            app_transaction: Some((APP_ID.to_string(), batch_id)),
+            ..WriteOptions::default()
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Appends the dead letters.
+async fn append_dead_letters(
+    location: &StorageLocation,
+    dead: &[(String, &Record)],
+    batch_id: i64,
+) -> Result<()> {
+    write::append(
+        location,
+        vec![dead_letter_batch(dead, batch_id)?],
+        &WriteOptions {
+            app_transaction: Some((APP_ID.to_string(), batch_id)),
+            ..WriteOptions::default()
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 fn timestamp_type() -> DataType {
