@@ -13,10 +13,12 @@
 //! - [`sql`]: classify, plan, enforce and execute statements.
 //! - [`check`]: validation shared by `lakehouse check`, startup and reload.
 //! - [`ingest`]: the batch ingest of the source databases into bronze, silver and gold.
+//! - [`bench`]: `lakehouse bench`, serving speed against PostgreSQL and DuckDB.
 
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod bench;
 pub mod catalog;
 pub mod check;
 pub mod config;

@@ -31,3 +31,6 @@ mod ingest;
 
 /// Helpers of the ingest tests: throw-away source databases, lake queries.
 mod ingest_support;
+
+/// `lakehouse bench` at a tiny scale: every workload on every engine, same answers.
+mod bench;
