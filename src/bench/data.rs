@@ -397,3 +397,41 @@ pub async fn load_postgres(url: &str, data: &Dataset) -> anyhow::Result<PgLoad> 
         seconds: started.elapsed().as_secs_f64(),
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Date32Array, Int32Array, StringArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+
+    #[test]
+    fn csv_keeps_empty_strings_apart_from_nulls() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int32, true),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("day", DataType::Date32, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int32Array::from(vec![Some(1), None])),
+                Arc::new(StringArray::from(vec![Some("O\"Brien, A"), Some("")])),
+                Arc::new(Date32Array::from(vec![Some(19358), None])),
+            ],
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        batch_csv(&batch, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "1,\"O\"\"Brien, A\",2023-01-01\n,\"\",\n"
+        );
+    }
+
+    #[test]
+    fn scale_one_is_the_issue_size() {
+        assert_eq!(sizes(1.0), (100_000, 10_000_000));
+        assert_eq!(sizes(0.0005), (50, 5_000));
+    }
+}

@@ -456,3 +456,38 @@ pub fn same_answers(
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn rows(values: &[&[Option<&str>]]) -> Vec<Vec<Option<String>>> {
+        values
+            .iter()
+            .map(|r| r.iter().map(|v| v.map(str::to_string)).collect())
+            .collect()
+    }
+
+    #[test]
+    fn answers_compare_in_any_order_and_differences_are_named() {
+        let a = rows(&[&[Some("x"), Some("1")], &[None, Some("2")]]);
+        let b = rows(&[&[None, Some("2")], &[Some("x"), Some("1")]]);
+        same_answers(
+            "v",
+            &[(EngineKind::Postgres, a.clone()), (EngineKind::Duckdb, b)],
+        )
+        .unwrap();
+        let c = rows(&[&[Some("x"), Some("1")], &[None, Some("3")]]);
+        let err = same_answers(
+            "v",
+            &[(EngineKind::Postgres, a), (EngineKind::Lakehouse, c)],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("lakehouse") && err.contains("postgres"),
+            "{err}"
+        );
+    }
+}

@@ -57,7 +57,8 @@ impl ChildServer {
             .arg("serve")
             .arg("--config")
             .arg(&config_path)
-            .env("RUST_LOG", "info")
+            // The server's shipped log level (info), whatever the caller's environment says.
+            .env_remove("RUST_LOG")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
