@@ -249,6 +249,12 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<Report> {
             "debug build: the lakehouse and DataFusion figures are not the product's".to_string(),
         );
     }
+    notes.push(
+        "cold is the first run after the engine started (a new lakehouse server process, a new \
+         DuckDB process, a new DataFusion context, a new PostgreSQL connection); the operating \
+         system's page cache, and PostgreSQL's shared buffers, are warm from the load"
+            .to_string(),
+    );
     notes.push(format!(
         "concurrency figures are over {} s of closed-loop load per level; small-query figures over {} s of back-to-back statements",
         options.seconds, options.seconds
