@@ -239,6 +239,17 @@ impl Report {
                 format!("{:.1} MiB", b as f64 / 1048576.0)
             });
         let _ = writeln!(out, "- lakehouse server peak RSS (VmHWM): {rss}");
+        let rows: Vec<String> = self
+            .tables
+            .iter()
+            .map(|t| format!("{} {}", t.name, t.rows))
+            .collect();
+        let _ = writeln!(out, "- gold rows: {}", rows.join(", "));
+        let _ = writeln!(
+            out,
+            "- gold built in {:.1} s, PostgreSQL loaded and indexed in {:.1} s (0 when reused)",
+            self.gold_build_seconds, self.postgres_load_seconds
+        );
         let _ = writeln!(
             out,
             "- dashboard answers identical on all engines: {}\n",
