@@ -72,8 +72,15 @@ impl DuckDb {
         line.push(b'\n');
         self.stdin.write_all(&line).await?;
         self.stdin.flush().await?;
-        let Some(answer) = self.stdout.next_line().await? else {
-            bail!("the DuckDB driver exited (is the duckdb Python package installed?)");
+        // Answers are single JSON objects; anything else on stdout (DuckDB's own output) is
+        // skipped.
+        let answer = loop {
+            let Some(line) = self.stdout.next_line().await? else {
+                bail!("the DuckDB driver exited (is the duckdb Python package installed?)");
+            };
+            if line.starts_with('{') {
+                break line;
+            }
         };
         let answer: Value = serde_json::from_str(&answer)?;
         if let Some(err) = answer.get("error").and_then(Value::as_str) {

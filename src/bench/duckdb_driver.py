@@ -40,6 +40,8 @@ def ms_since(start):
 def op_open(cmd):
     global con
     con = duckdb.connect(":memory:")
+    # The progress bar of long queries is printed on stdout, which carries the answers.
+    con.execute("SET enable_progress_bar = false")
     if cmd.get("threads"):
         con.execute("SET threads TO %d" % int(cmd["threads"]))
     for schema in sorted({name.split(".")[0] for name in cmd["views"]}):
@@ -95,6 +97,7 @@ def op_concurrency(cmd):
 
     def client(idx):
         cursor = con.cursor()
+        cursor.execute("SET enable_progress_bar = false")
         k = idx
         try:
             while time.perf_counter() < deadline:
