@@ -83,7 +83,7 @@ impl RowStream {
 
 /// Starts executing `plan` (already enforced, parameters bound) on the execution runtime.
 pub fn start(
-    state: SessionState,
+    state: Arc<SessionState>,
     plan: LogicalPlan,
     memory_limit: u64,
     permit: Option<OwnedSemaphorePermit>,
@@ -109,7 +109,7 @@ pub fn start(
 }
 
 async fn run(
-    state: SessionState,
+    state: Arc<SessionState>,
     plan: LogicalPlan,
     memory_limit: u64,
     query_id: u64,
@@ -121,10 +121,11 @@ async fn run(
     *columns.lock() = columns_read(&optimized);
     let physical = state
         .query_planner()
-        .create_physical_plan(&optimized, &state)
+        .create_physical_plan(&optimized, state.as_ref())
         .await
         .map_err(df_err)?;
-    let context = TaskContext::from(&state).with_runtime(query_runtime(&state, memory_limit));
+    let context =
+        TaskContext::from(state.as_ref()).with_runtime(query_runtime(&state, memory_limit));
     let mut stream =
         datafusion::physical_plan::execute_stream(physical, Arc::new(context)).map_err(df_err)?;
     while let Some(batch) = stream.next().await {
