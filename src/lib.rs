@@ -13,7 +13,7 @@
 //! - [`sql`]: classify, plan, enforce and execute statements.
 //! - [`check`]: validation shared by `lakehouse check`, startup and reload.
 //! - [`ingest`]: the batch ingest of the source databases into bronze, silver and gold.
-//! - [`bench`]: `lakehouse bench`, serving speed against PostgreSQL and DuckDB.
+//! - [`bench`](mod@bench): `lakehouse bench`, serving speed against PostgreSQL and DuckDB.
 
 pub mod app;
 pub mod audit;
