@@ -14,12 +14,13 @@
 //! - [`check`]: validation shared by `lakehouse check`, startup and reload.
 //! - [`ingest`]: the batch ingest of the source databases into bronze, silver and gold.
 //! - [`demo`]: `lakehouse demo`, the whole lakehouse on one machine.
-
 //! - [`stream`]: pharmacy device events (HTTP, MQTT, NATS) into bronze and two live gold tables.
+//! - [`bench`](mod@bench): `lakehouse bench`, serving speed against PostgreSQL and DuckDB.
 
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod bench;
 pub mod catalog;
 pub mod check;
 pub mod config;

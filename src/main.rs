@@ -33,6 +33,8 @@ enum Command {
     Demo(DemoArgs),
     /// Probe a running server (for container health checks): exit 0 when it answers.
     Health(HealthArgs),
+    /// Benchmark serving against PostgreSQL, DuckDB and bare DataFusion on the same rows.
+    Bench(BenchArgs),
     /// Consume pharmacy device events from the sources under `stream:` until interrupted.
     Stream(StreamArgs),
     /// Pharmacy devices sending events over HTTP, MQTT or NATS; measures the stream.
@@ -119,6 +121,44 @@ struct SimulateArgs {
     /// Lake root to poll for freshness (sent to visible in gold): the benchmark.
     #[arg(long)]
     measure_lake: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Data size: 1 is 100,000 patients and 10,000,000 visits; fractions for smaller runs.
+    #[arg(long, default_value_t = 0.01)]
+    scale: f64,
+    /// Runs per figure; figures are medians (the dashboard adds one cold run first).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Data directory (gold lake, Parquet export, server configuration), reused at the same scale.
+    #[arg(long, default_value = "bench-data")]
+    dir: PathBuf,
+    /// Workloads, comma-separated: dashboard, import, concurrency, small.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "dashboard,import,concurrency,small"
+    )]
+    workloads: Vec<lakehouse::bench::Workload>,
+    /// Client counts of the concurrency workload, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32,128")]
+    clients: Vec<usize>,
+    /// Seconds per concurrency level and per small-query loop.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Directory of report.json and report.md.
+    #[arg(long, default_value = "bench-results")]
+    out: PathBuf,
+    /// PostgreSQL to compare with (schema bench is dropped and reloaded there).
+    #[arg(long, default_value = "postgresql://postgres@127.0.0.1:5432/postgres")]
+    pg: String,
+    /// Python interpreter with the duckdb package.
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// Seed of the data generator.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(clap::Args)]
@@ -214,6 +254,7 @@ fn main() -> ExitCode {
         Command::Ingest(args) => run_ingest(args),
         Command::Demo(args) => run_demo(args),
         Command::Health(args) => run_health(args),
+        Command::Bench(args) => run_bench(args),
         Command::Stream(args) => run_stream(args),
         Command::Simulate(args) => run_simulate(args),
     }
@@ -657,6 +698,61 @@ fn run_simulate(args: SimulateArgs) -> ExitCode {
             }
             Err(err) => {
                 eprintln!("error: {err}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}
+
+fn run_bench(args: BenchArgs) -> ExitCode {
+    // deltalake logs an ERROR for every table a first build looks for; the harness reports
+    // its own failures.
+    lakehouse::telemetry::init_with(&lakehouse::config::LogSpec {
+        format: Some(lakehouse::config::LogFormat::Text),
+        level: Some("warn,deltalake_core=off,buoyant_kernel=off".to_string()),
+    });
+    if args.scale.is_nan() || args.scale <= 0.0 || args.runs == 0 || args.clients.contains(&0) {
+        eprintln!("error: --scale must be above 0, --runs and every --clients at least 1");
+        return ExitCode::from(2);
+    }
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(err) => {
+            eprintln!("error: cannot find the lakehouse binary to serve: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut options = lakehouse::bench::BenchOptions::new(exe);
+    options.scale = args.scale;
+    options.runs = args.runs;
+    options.dir = args.dir;
+    options.workloads = args.workloads;
+    options.clients = args.clients;
+    options.seconds = args.seconds;
+    options.out = args.out;
+    options.pg_url = args.pg;
+    options.python = args.python;
+    options.seed = args.seed;
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async move {
+        let report = match lakehouse::bench::run(&options).await {
+            Ok(report) => report,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                return ExitCode::from(1);
+            }
+        };
+        match lakehouse::bench::write_report(&report, &options.out) {
+            Ok((json, markdown)) => {
+                println!("{}", report.markdown());
+                println!("report: {} and {}", markdown.display(), json.display());
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("error: cannot write the report: {err:#}");
                 ExitCode::from(1)
             }
         }

@@ -11,11 +11,15 @@
 use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::alias::AliasGenerator;
+use datafusion::config::ConfigOptions;
+use datafusion::execution::FunctionRegistry;
 use datafusion::execution::TaskContext;
 use datafusion::execution::context::SessionState;
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::optimizer::OptimizerConfig;
 use futures::StreamExt;
 use parking_lot::Mutex;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
@@ -83,7 +87,7 @@ impl RowStream {
 
 /// Starts executing `plan` (already enforced, parameters bound) on the execution runtime.
 pub fn start(
-    state: SessionState,
+    state: Arc<SessionState>,
     plan: LogicalPlan,
     memory_limit: u64,
     permit: Option<OwnedSemaphorePermit>,
@@ -108,8 +112,55 @@ pub fn start(
     }
 }
 
+/// The session's optimizer settings with this statement's start time. `now()`,
+/// `current_date` and friends are folded to it by the optimizer; without one they stay
+/// unfolded and fail when evaluated (or when a Parquet pruning predicate carries them). The
+/// session state is shared by its statements, so the time is lent here rather than set there.
+struct StatementClock<'a> {
+    state: &'a SessionState,
+    start: chrono::DateTime<chrono::Utc>,
+}
+
+impl OptimizerConfig for StatementClock<'_> {
+    fn query_execution_start_time(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        Some(self.start)
+    }
+
+    fn alias_generator(&self) -> &Arc<AliasGenerator> {
+        OptimizerConfig::alias_generator(self.state)
+    }
+
+    fn options(&self) -> Arc<ConfigOptions> {
+        self.state.config_options().clone()
+    }
+
+    fn function_registry(&self) -> Option<&dyn FunctionRegistry> {
+        Some(self.state)
+    }
+}
+
+/// `SessionState::optimize` with this statement's start time.
+fn optimize(state: &SessionState, plan: &LogicalPlan) -> datafusion::error::Result<LogicalPlan> {
+    if matches!(plan, LogicalPlan::Explain(_)) {
+        // EXPLAIN records every rule's output: DataFusion's own path, on a copy of the state.
+        let mut state = state.clone();
+        let options = state.config_options().clone();
+        state.execution_props_mut().mark_start_execution(options);
+        return state.optimize(plan);
+    }
+    let analyzed =
+        state
+            .analyzer()
+            .execute_and_check(plan.clone(), state.config_options(), |_, _| {})?;
+    let clock = StatementClock {
+        state,
+        start: chrono::Utc::now(),
+    };
+    state.optimizer().optimize(analyzed, &clock, |_, _| {})
+}
+
 async fn run(
-    state: SessionState,
+    state: Arc<SessionState>,
     plan: LogicalPlan,
     memory_limit: u64,
     query_id: u64,
@@ -117,20 +168,15 @@ async fn run(
     columns: &Mutex<Vec<String>>,
 ) -> Result<(), QueryError> {
     let df_err = |e| QueryError::from_datafusion(e, query_id);
-    // `now()`, `current_date` and friends are folded to this statement's start time by the
-    // optimizer; without a start time they stay unfolded and fail when evaluated (or when a
-    // Parquet pruning predicate carries them).
-    let mut state = state;
-    let options = state.config_options().clone();
-    state.execution_props_mut().mark_start_execution(options);
-    let optimized = state.optimize(&plan).map_err(df_err)?;
+    let optimized = optimize(&state, &plan).map_err(df_err)?;
     *columns.lock() = columns_read(&optimized);
     let physical = state
         .query_planner()
-        .create_physical_plan(&optimized, &state)
+        .create_physical_plan(&optimized, state.as_ref())
         .await
         .map_err(df_err)?;
-    let context = TaskContext::from(&state).with_runtime(query_runtime(&state, memory_limit));
+    let context =
+        TaskContext::from(state.as_ref()).with_runtime(query_runtime(&state, memory_limit));
     let mut stream =
         datafusion::physical_plan::execute_stream(physical, Arc::new(context)).map_err(df_err)?;
     while let Some(batch) = stream.next().await {

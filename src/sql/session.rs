@@ -130,7 +130,9 @@ pub struct Ticket {
 pub struct QuerySession {
     engine: Arc<Engine>,
     catalog: Arc<SessionCatalog>,
-    state: SessionState,
+    /// Never changes after the session starts; shared with every query it runs, because a
+    /// clone copies DataFusion's function registries (hundreds of entries) per statement.
+    state: Arc<SessionState>,
     settings: Settings,
     tx: TxState,
     info: SessionInfo,
@@ -166,7 +168,7 @@ impl QuerySession {
         let session = QuerySession {
             engine,
             catalog,
-            state,
+            state: Arc::new(state),
             settings,
             tx: TxState::Idle,
             info,

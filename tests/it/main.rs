@@ -37,3 +37,6 @@ mod demo;
 
 /// The pharmacy device stream over real HTTP, Mosquitto and NATS JetStream.
 mod stream;
+
+/// `lakehouse bench` at a tiny scale: every workload on every engine, same answers.
+mod bench;
