@@ -454,12 +454,7 @@ fn run_ingest(args: IngestArgs) -> ExitCode {
     if every.is_some() {
         lakehouse::telemetry::init_with(&config.log);
     } else {
-        // deltalake logs an ERROR whenever it looks for a table that does not exist yet, which
-        // every first load does; its real errors come back as results and are printed.
-        lakehouse::telemetry::init_with(&lakehouse::config::LogSpec {
-            format: Some(lakehouse::config::LogFormat::Text),
-            level: Some("warn,deltalake_core=off,buoyant_kernel=off".to_string()),
-        });
+        init_quiet_log();
     }
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -529,12 +524,8 @@ fn run_ingest(args: IngestArgs) -> ExitCode {
 }
 
 fn run_demo(args: DemoArgs) -> ExitCode {
-    // The demo prints its own instructions; the log keeps to warnings (and deltalake's noise
-    // about tables that do not exist yet on a first run is dropped).
-    lakehouse::telemetry::init_with(&lakehouse::config::LogSpec {
-        format: Some(lakehouse::config::LogFormat::Text),
-        level: Some("warn,deltalake_core=off,buoyant_kernel=off".to_string()),
-    });
+    // The demo prints its own instructions.
+    init_quiet_log();
     if !(args.event_rate.is_finite() && args.event_rate >= 0.0) {
         eprintln!("error: --event-rate must be a number of events per second, 0 or more");
         return ExitCode::from(2);
@@ -705,12 +696,7 @@ fn run_simulate(args: SimulateArgs) -> ExitCode {
 }
 
 fn run_bench(args: BenchArgs) -> ExitCode {
-    // deltalake logs an ERROR for every table a first build looks for; the harness reports
-    // its own failures.
-    lakehouse::telemetry::init_with(&lakehouse::config::LogSpec {
-        format: Some(lakehouse::config::LogFormat::Text),
-        level: Some("warn,deltalake_core=off,buoyant_kernel=off".to_string()),
-    });
+    init_quiet_log();
     if args.scale.is_nan() || args.scale <= 0.0 || args.runs == 0 || args.clients.contains(&0) {
         eprintln!("error: --scale must be above 0, --runs and every --clients at least 1");
         return ExitCode::from(2);
@@ -757,4 +743,14 @@ fn run_bench(args: BenchArgs) -> ExitCode {
             }
         }
     })
+}
+
+/// Logging for the commands that print their own report: warnings only, and without
+/// deltalake's ERROR for every table a first run looks for before creating it (real failures
+/// come back as results and are printed).
+fn init_quiet_log() {
+    lakehouse::telemetry::init_with(&lakehouse::config::LogSpec {
+        format: Some(lakehouse::config::LogFormat::Text),
+        level: Some("warn,deltalake_core=off,buoyant_kernel=off".to_string()),
+    });
 }
