@@ -4,10 +4,10 @@
 //! - [`StorageLocation`]: a URL plus the storage options of its credential.
 //! - [`table`]: open a table, check that we can read it correctly, refresh it to a newer
 //!   version, and hand DataFusion a provider pinned to one snapshot.
-//! - [`write`]: the writes that ingest and stream need (append, overwrite, merge), each able to
+//! - [`write`](mod@write): the writes that ingest and stream need (append, overwrite, merge), each able to
 //!   carry an application transaction id so that data and checkpoint advance in one commit.
 //!
-//! Serving never calls [`write`]; ARCHITECTURE.md states that invariant.
+//! Serving never calls [`write`](mod@write); ARCHITECTURE.md states that invariant.
 
 pub mod table;
 pub mod write;
