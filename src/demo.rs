@@ -79,6 +79,8 @@ pub struct Demo {
     pub rotated_passwords: Vec<(String, String)>,
     /// The running device stream.
     pub stream: crate::stream::RunningStream,
+    /// Bearer token of the demo device (random when the endpoint listens beyond loopback).
+    pub device_token: String,
     /// Seconds from start to ready.
     pub ready_after: f64,
 }
@@ -123,9 +125,16 @@ pub async fn start(options: &DemoOptions, shutdown: CancellationToken) -> anyhow
             .map_err(|err| anyhow::anyhow!("building the demo lake: {err}"))?;
     }
     let app = App::build(config).await?;
+    // The shipped device token is public: beyond loopback anyone could post events with it.
+    let device_token = if options.stream_listen.ip().is_loopback() {
+        crate::stream::DEMO_DEVICE_TOKEN.to_string()
+    } else {
+        random_secret()
+    };
     let stream = crate::stream::start_demo(
         lake,
         options.stream_listen,
+        &device_token,
         options.event_rate,
         Some(app.registry()),
         shutdown,
@@ -135,6 +144,7 @@ pub async fn start(options: &DemoOptions, shutdown: CancellationToken) -> anyhow
     Ok(Demo {
         app,
         stream,
+        device_token,
         dir,
         rotated_passwords,
         ready_after: started.elapsed().as_secs_f64(),
@@ -219,7 +229,7 @@ impl Demo {
             );
             println!(
                 "  curl -H 'Authorization: Bearer {}' -d '{{\"event_id\":\"...\",\"device_id\":\"{}\",...}}' http://{stream_addr}/v1/pharmacy/events",
-                crate::stream::DEMO_DEVICE_TOKEN,
+                self.device_token,
                 crate::stream::DEMO_DEVICE_ID
             );
         }
@@ -246,10 +256,19 @@ fn write_if_missing(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// 20 random letters and digits: a password or device token printed once.
+fn random_secret() -> String {
+    use rand::Rng;
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(20)
+        .map(char::from)
+        .collect()
+}
+
 /// Beyond loopback the shipped demo passwords are refused; give the demo users random ones
 /// (written as verifiers, printed once) so the demo still works in a container.
 fn rotate_demo_passwords(users_file: &Path) -> anyhow::Result<Vec<(String, String)>> {
-    use rand::Rng;
     let text = std::fs::read_to_string(users_file)?;
     let mut out = Vec::new();
     let mut new_text = String::new();
@@ -266,11 +285,7 @@ fn rotate_demo_passwords(users_file: &Path) -> anyhow::Result<Vec<(String, Strin
                 new_text.push_str(&format!("{indent}demo: false\n"));
             }
             (Some(("scram", _)), Some(user)) => {
-                let password: String = rand::rng()
-                    .sample_iter(rand::distr::Alphanumeric)
-                    .take(20)
-                    .map(char::from)
-                    .collect();
+                let password = random_secret();
                 let verifier = crate::auth::ScramVerifier::generate(
                     &password,
                     crate::auth::DEFAULT_ITERATIONS,

@@ -198,11 +198,13 @@ pub async fn start(
     })
 }
 
-/// The demo's stream: the HTTP source on `listen` with the demo device, and a simulated device
-/// posting `event_rate` events per second to it over real HTTP.
+/// The demo's stream: the HTTP source on `listen` with the demo device and its bearer `token`
+/// ([`DEMO_DEVICE_TOKEN`] on loopback), and a simulated device posting `event_rate` events per
+/// second to it over real HTTP.
 pub async fn start_demo(
     lake: StorageLocation,
     listen: SocketAddr,
+    token: &str,
     event_rate: f64,
     registry: Option<Arc<Registry>>,
     shutdown: CancellationToken,
@@ -215,7 +217,7 @@ pub async fn start_demo(
             listen: listen.to_string(),
             devices: vec![DeviceSpec {
                 id: DEMO_DEVICE_ID.to_string(),
-                token: crate::config::EnvString::new(DEMO_DEVICE_TOKEN),
+                token: crate::config::EnvString::new(token),
             }],
             max_body_bytes: None,
         }),
@@ -235,7 +237,7 @@ pub async fn start_demo(
             device_id: Some(DEMO_DEVICE_ID.to_string()),
             duplicates_pct: 0.0,
             bad_pct: 0.0,
-            token: Some(DEMO_DEVICE_TOKEN.to_string()),
+            token: Some(token.to_string()),
             batch: 1,
             connections: 1,
             topic_prefix: None,

@@ -726,6 +726,7 @@ async fn stream_demo_device_trickles_events() {
     let running = lakehouse::stream::start_demo(
         lake_location(dir.path()),
         "127.0.0.1:0".parse().unwrap(),
+        lakehouse::stream::DEMO_DEVICE_TOKEN,
         50.0,
         None,
         shutdown.clone(),
