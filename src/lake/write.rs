@@ -9,6 +9,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use deltalake::DeltaTable;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
+use deltalake::logstore::LogStore as _;
 use deltalake::protocol::SaveMode;
 
 use super::table::TableHandle;
@@ -45,10 +46,15 @@ pub async fn open_for_write(location: &StorageLocation) -> Result<DeltaTable> {
     if let Some(path) = location.local_path() {
         std::fs::create_dir_all(&path)?;
     }
-    Ok(
-        DeltaTable::try_from_url_with_storage_options(location.url().clone(), location.options())
-            .await?,
-    )
+    let mut table = deltalake::DeltaTableBuilder::from_url(location.url().clone())?
+        .with_storage_options(location.options())
+        .build()?;
+    // Loading a location without a log makes deltalake log an ERROR ("No files in log
+    // segment") although a first write there is expected: look for the log first.
+    if table.log_store().is_delta_table_location().await? {
+        table.load().await?;
+    }
+    Ok(table)
 }
 
 /// Appends `batches`, creating the table if needed. Returns the new version.
