@@ -271,13 +271,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 }
 
 fn run_serve(args: ServeArgs) -> ExitCode {
-    let config = match lakehouse::check::load_config(&args.config, args.lake.as_deref()) {
+    let config = match load_config(&args.config, args.lake.as_deref()) {
         Ok(config) => config,
-        Err(diagnostics) => {
-            lakehouse::telemetry::init_cli();
-            eprintln!("{diagnostics}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let config = match args.listen {
         Some(listen) => config.with_listen(listen),
@@ -406,25 +402,14 @@ fn run_generate(args: GenerateArgs) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(err @ lakehouse::ingest::Error::Invalid(_)) => {
-            eprintln!("error: {err}");
-            ExitCode::from(2)
-        }
-        Err(err) => {
-            eprintln!("error: {err}");
-            ExitCode::from(1)
-        }
+        Err(err) => ingest_failed(&err),
     }
 }
 
 fn run_ingest(args: IngestArgs) -> ExitCode {
-    let config = match lakehouse::check::load_config(&args.config, args.lake.as_deref()) {
+    let config = match load_config(&args.config, args.lake.as_deref()) {
         Ok(config) => config,
-        Err(diagnostics) => {
-            lakehouse::telemetry::init_cli();
-            eprintln!("{diagnostics}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let mut options = lakehouse::ingest::IngestOptions::from_spec(config.ingest.as_ref());
     if let Some(layer) = &args.layer {
@@ -475,14 +460,7 @@ fn run_ingest(args: IngestArgs) -> ExitCode {
                         ExitCode::from(1)
                     }
                 }
-                Err(err @ lakehouse::ingest::Error::Invalid(_)) => {
-                    eprintln!("error: {err}");
-                    ExitCode::from(2)
-                }
-                Err(err) => {
-                    eprintln!("error: {err}");
-                    ExitCode::from(1)
-                }
+                Err(err) => ingest_failed(&err),
             },
             Some(every) => {
                 let cancel = tokio_util::sync::CancellationToken::new();
@@ -509,14 +487,7 @@ fn run_ingest(args: IngestArgs) -> ExitCode {
                     .await;
                 match result {
                     Ok(()) => ExitCode::SUCCESS,
-                    Err(err @ lakehouse::ingest::Error::Invalid(_)) => {
-                        eprintln!("error: {err}");
-                        ExitCode::from(2)
-                    }
-                    Err(err) => {
-                        eprintln!("error: {err}");
-                        ExitCode::from(1)
-                    }
+                    Err(err) => ingest_failed(&err),
                 }
             }
         }
@@ -584,13 +555,9 @@ fn run_health(args: HealthArgs) -> ExitCode {
 }
 
 fn run_stream(args: StreamArgs) -> ExitCode {
-    let config = match lakehouse::check::load_config(&args.config, args.lake.as_deref()) {
+    let config = match load_config(&args.config, args.lake.as_deref()) {
         Ok(config) => config,
-        Err(diagnostics) => {
-            lakehouse::telemetry::init_cli();
-            eprintln!("{diagnostics}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     lakehouse::telemetry::init_with(&config.log);
     let rt = match runtime() {
@@ -753,4 +720,25 @@ fn init_quiet_log() {
         format: Some(lakehouse::config::LogFormat::Text),
         level: Some("warn,deltalake_core=off,buoyant_kernel=off".to_string()),
     });
+}
+
+/// Loads `lakehouse.yaml` (with `--lake`), or prints its diagnostics and gives exit code 2.
+fn load_config(
+    path: &std::path::Path,
+    lake: Option<&str>,
+) -> Result<lakehouse::config::Config, ExitCode> {
+    lakehouse::check::load_config(path, lake).map_err(|diagnostics| {
+        lakehouse::telemetry::init_cli();
+        eprintln!("{diagnostics}");
+        ExitCode::from(2)
+    })
+}
+
+/// Prints an ingest error; exit code 2 for bad input (configuration, arguments), else 1.
+fn ingest_failed(err: &lakehouse::ingest::Error) -> ExitCode {
+    eprintln!("error: {err}");
+    match err {
+        lakehouse::ingest::Error::Invalid(_) => ExitCode::from(2),
+        _ => ExitCode::from(1),
+    }
 }

@@ -130,48 +130,13 @@ pub async fn merge(
         };
         return write(location, batches, SaveMode::Append, &write_options).await;
     }
-    if options.keys.is_empty() {
-        return Err(super::Error::InvalidLocation {
-            location: location.display(),
-            reason: "merge needs at least one key column".to_string(),
-        });
-    }
     let ctx = datafusion::prelude::SessionContext::new();
     let source = if batches.is_empty() {
-        ctx.read_batch(RecordBatch::new_empty(schema.clone()))?
+        ctx.read_batch(RecordBatch::new_empty(schema))?
     } else {
         ctx.read_batches(batches)?
     };
-    let predicate = options
-        .keys
-        .iter()
-        .map(|k| format!("target.{q} = source.{q}", q = quote(k)))
-        .collect::<Vec<_>>()
-        .join(" AND ");
-    let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    let mut builder = table
-        .merge(source, predicate)
-        .with_source_alias("source")
-        .with_target_alias("target")
-        .with_merge_schema(options.write.merge_schema)
-        .with_commit_properties(options.write.commit_properties());
-    let update_columns = columns.clone();
-    builder = builder.when_matched_update(|update| {
-        update_columns.iter().fold(update, |u, c| {
-            u.update(c.as_str(), format!("source.{}", quote(c)))
-        })
-    })?;
-    let insert_columns = columns.clone();
-    builder = builder.when_not_matched_insert(|insert| {
-        insert_columns.iter().fold(insert, |i, c| {
-            i.set(c.as_str(), format!("source.{}", quote(c)))
-        })
-    })?;
-    if options.delete_missing {
-        builder = builder.when_not_matched_by_source_delete(|delete| delete)?;
-    }
-    let (table, _metrics) = builder.await?;
-    Ok(table.version().unwrap_or(0))
+    merge_into_table(table, location, source, options).await
 }
 
 /// Quotes an identifier for deltalake's SQL expressions when it is not a plain lowercase name.
@@ -317,6 +282,18 @@ pub async fn merge_frame(
         let stream = source.execute_stream().await?;
         return write_stream(location, stream, StreamMode::Append, &write_options, None).await;
     }
+    merge_into_table(table, location, source, options).await
+}
+
+/// The MERGE shared by [`merge`] and [`merge_frame`] once the table exists: match on the keys,
+/// update every source column, insert new keys, and with `delete_missing` delete the rest. The
+/// source frame is planned in its own session, which deltalake runs the merge in.
+async fn merge_into_table(
+    table: DeltaTable,
+    location: &StorageLocation,
+    source: datafusion::prelude::DataFrame,
+    options: &MergeOptions,
+) -> Result<u64> {
     if options.keys.is_empty() {
         return Err(super::Error::InvalidLocation {
             location: location.display(),

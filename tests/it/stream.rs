@@ -447,6 +447,24 @@ async fn stream_mqtt_is_exactly_once() {
     running.wait().await;
 }
 
+/// Waits until bronze holds `events` rows and the dead letters (counted by `dead_sql`) `bad`,
+/// failing after `timeout`.
+async fn wait_for_lake(lake: &Path, events: i64, bad: i64, dead_sql: &str, timeout: Duration) {
+    let until = Instant::now() + timeout;
+    loop {
+        let bronze = count(lake, BRONZE_PATH, "SELECT COUNT(*) FROM t").await;
+        let dead = count(lake, DEAD_LETTER_PATH, dead_sql).await;
+        if bronze >= events && dead >= bad {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "after restart: {bronze} events, {dead} dead letters"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// `lakehouse stream` as a child process.
 struct StreamChild {
     child: tokio::process::Child,
@@ -556,19 +574,14 @@ async fn stream_mqtt_survives_kill_9_exactly_once() {
         report.new_events
     );
     let child = StreamChild::spawn(&config, "MQTT source connected").await;
-    let until = Instant::now() + Duration::from_secs(120);
-    loop {
-        let bronze = count(&lake, BRONZE_PATH, "SELECT COUNT(*) FROM t").await;
-        let dead = count(&lake, DEAD_LETTER_PATH, "SELECT COUNT(*) FROM t").await;
-        if bronze >= report.new_events as i64 && dead >= report.bad as i64 {
-            break;
-        }
-        assert!(
-            Instant::now() < until,
-            "after restart: {bronze} events, {dead} dead letters"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_lake(
+        &lake,
+        report.new_events as i64,
+        report.bad as i64,
+        "SELECT COUNT(*) FROM t",
+        Duration::from_secs(120),
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     child.kill9().await;
     assert_exactly_once(&lake, report.new_events as usize, None).await;
@@ -633,20 +646,15 @@ async fn stream_nats_survives_kill_9_exactly_once() {
     );
 
     let child = StreamChild::spawn(&config, "NATS source connected").await;
-    let until = Instant::now() + Duration::from_secs(180);
     let dead_offsets = "SELECT COUNT(DISTINCT source_offset) FROM t";
-    loop {
-        let bronze = count(&lake, BRONZE_PATH, "SELECT COUNT(*) FROM t").await;
-        let dead = count(&lake, DEAD_LETTER_PATH, dead_offsets).await;
-        if bronze >= report.new_events as i64 && dead >= report.bad as i64 {
-            break;
-        }
-        assert!(
-            Instant::now() < until,
-            "after restart: {bronze} events, {dead} dead letters"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_lake(
+        &lake,
+        report.new_events as i64,
+        report.bad as i64,
+        dead_offsets,
+        Duration::from_secs(180),
+    )
+    .await;
     // Let redeliveries of the killed batch come and go.
     tokio::time::sleep(Duration::from_secs(1)).await;
     child.kill9().await;
