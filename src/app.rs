@@ -80,6 +80,7 @@ impl App {
             statement_timeout: config.server.statement_timeout,
             query_memory_limit: config.server.query_memory_limit,
             max_concurrent_queries: config.server.max_concurrent_queries,
+            result_cache_bytes: config.server.result_cache,
         };
         let engine = Engine::new(
             registry.clone(),

@@ -49,6 +49,9 @@ pub struct AuditRecord {
     pub rows: u64,
     /// Wall time in milliseconds.
     pub duration_ms: f64,
+    /// `hit` when the answer came from the result cache, `miss` when it was computed and
+    /// could be kept, empty when the statement cannot be cached.
+    pub result_cache: String,
     /// `ok`, `error` or `canceled`.
     pub outcome: String,
     /// SQLSTATE of the outcome (`00000` when ok).

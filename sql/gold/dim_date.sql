@@ -19,3 +19,5 @@ SELECT
     CAST(CASE WHEN date_part('dow', date) = 0 THEN 7 ELSE date_part('dow', date) END AS INT) AS day_of_week,
     CAST(to_char(date, '%A') AS VARCHAR) AS day_name
 FROM days
+-- Sorted by the key: point lookups and joins on it prune Parquet pages by their statistics.
+ORDER BY date

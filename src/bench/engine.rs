@@ -1,6 +1,6 @@
-//! The four engines the benchmark compares, behind one set of measurements: lakehouse and
-//! PostgreSQL through tokio-postgres (binary results, the extended protocol), DuckDB in its own
-//! Python process, and bare DataFusion in this process.
+//! The engines the benchmark compares, behind one set of measurements: lakehouse (with and
+//! without its result cache) and PostgreSQL through tokio-postgres (binary results, the
+//! extended protocol), DuckDB in its own Python process, and bare DataFusion in this process.
 //!
 //! In-process engines are timed around their own calls; wire engines are timed by the client,
 //! so their figures include the protocol, exactly what a dashboard or an import would see.
@@ -23,6 +23,9 @@ use super::duckdb::DuckDb;
 pub enum EngineKind {
     /// Our server over pgwire, as `PBI_Reader` (policy with masks applies).
     Lakehouse,
+    /// The same server and user with the result cache off for the session
+    /// (`options=-c lakehouse.result_cache=off`): every answer computed.
+    LakehouseUncached,
     /// The local PostgreSQL, schema `bench`.
     Postgres,
     /// DuckDB in process over the exported Parquet files.
@@ -33,8 +36,9 @@ pub enum EngineKind {
 
 impl EngineKind {
     /// Every engine, in report order.
-    pub const ALL: [EngineKind; 4] = [
+    pub const ALL: [EngineKind; 5] = [
         EngineKind::Lakehouse,
+        EngineKind::LakehouseUncached,
         EngineKind::Postgres,
         EngineKind::Duckdb,
         EngineKind::Datafusion,
@@ -44,6 +48,7 @@ impl EngineKind {
     pub fn name(self) -> &'static str {
         match self {
             EngineKind::Lakehouse => "lakehouse",
+            EngineKind::LakehouseUncached => "lakehouse_uncached",
             EngineKind::Postgres => "postgres",
             EngineKind::Duckdb => "duckdb",
             EngineKind::Datafusion => "datafusion",

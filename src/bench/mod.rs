@@ -3,7 +3,7 @@
 //! - [`data`]: gold tables built by the ingest's code at a scale, exported to Parquet, loaded
 //!   into PostgreSQL (schema `bench`) with primary keys, join-key and date indexes.
 //! - [`server`]: our server as a child `lakehouse serve` on `127.0.0.1:0` (its own VmHWM).
-//! - [`engine`]: the four engines behind one set of measurements.
+//! - [`engine`]: the engines behind one set of measurements.
 //! - [`duckdb`]: DuckDB in a Python process (the `duckdb` wheel, no C++ build).
 //! - [`queries`]: the dashboard in Power BI's folded shapes, Import reads, small queries.
 //! - [`report`]: figures, ratios, targets; JSON and markdown.
@@ -152,6 +152,12 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<Report> {
     }
     let mut targets = vec![
         Target::wire(EngineKind::Lakehouse, server.client_config()).await?,
+        Target::wire(EngineKind::LakehouseUncached, {
+            let mut config = server.client_config();
+            config.options("-c lakehouse.result_cache=off");
+            config
+        })
+        .await?,
         Target::wire(EngineKind::Postgres, pg_config.clone()).await?,
         Target::Duck(duck),
         Target::Floor(data::floor_context(&data.lake).await?),

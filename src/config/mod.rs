@@ -64,6 +64,8 @@ pub struct ServerSpec {
     pub statement_timeout: Option<DurationSpec>,
     /// Memory one query may use before it spills or fails with 53200.
     pub query_memory_limit: Option<ByteSize>,
+    /// Bytes of query answers kept for repeated queries (`0` disables the result cache).
+    pub result_cache: Option<ByteSize>,
     /// How often Delta tables are checked for new versions.
     pub refresh_interval: Option<DurationSpec>,
     /// How long a client may take to authenticate.
@@ -518,6 +520,8 @@ pub struct ServerConfig {
     pub statement_timeout: Option<Duration>,
     /// Bytes one query may hold in DataFusion's memory pool.
     pub query_memory_limit: u64,
+    /// Bytes of the result cache (0 = off).
+    pub result_cache: u64,
     /// Delta refresh interval.
     pub refresh_interval: Duration,
     /// Authentication timeout.
@@ -671,6 +675,11 @@ impl Config {
                     .query_memory_limit
                     .map(|b| b.0)
                     .unwrap_or(2 * 1024 * 1024 * 1024),
+                result_cache: spec
+                    .server
+                    .result_cache
+                    .map(|b| b.0)
+                    .unwrap_or(256 * 1024 * 1024),
                 refresh_interval,
                 authentication_timeout: spec
                     .server
@@ -736,6 +745,7 @@ fn unreachable_defaults(diagnostics: Diagnostics, base_dir: &Path) -> Config {
             max_concurrent_queries: 16,
             statement_timeout: None,
             query_memory_limit: 2 * 1024 * 1024 * 1024,
+            result_cache: 256 * 1024 * 1024,
             refresh_interval: Duration::from_secs(5),
             authentication_timeout: Duration::from_secs(60),
             tls_mode: TlsMode::Require,

@@ -68,6 +68,10 @@ pub struct AccessReport {
     pub masks: BTreeSet<String>,
     /// Delta version of each table read.
     pub versions: BTreeMap<String, u64>,
+    /// Every table read with its version and location, when the answer depends on nothing
+    /// else the catalog knows (only versioned lake tables, no system tables); `None` keeps the
+    /// answer out of the result cache.
+    pub cache_tag: Option<String>,
 }
 
 impl AccessReport {
@@ -88,13 +92,15 @@ pub async fn enforce(
     //    refuse any scan of a provider we do not know.
     let mut governed: BTreeMap<(String, String), Arc<TableEntry>> = BTreeMap::new();
     let mut unknown: Option<String> = None;
+    let mut reads_system = false;
     plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
             match classify_source(scan) {
                 Source::Governed(entry) => {
                     governed.insert((entry.schema.clone(), entry.name.clone()), entry);
                 }
-                Source::System | Source::Internal => {}
+                Source::System => reads_system = true,
+                Source::Internal => {}
                 Source::Unknown(name) => {
                     unknown = Some(name);
                     return Ok(TreeNodeRecursion::Stop);
@@ -112,6 +118,7 @@ pub async fn enforce(
 
     // 2. Plan the policy subtree of each table once.
     let mut report = AccessReport::default();
+    let mut cache_tag = (!governed.is_empty() && !reads_system).then(String::new);
     let mut templates: HashMap<(String, String), LogicalPlan> = HashMap::new();
     if !governed.is_empty() {
         let policy_state = policy_state(user_state, &pinned.catalog);
@@ -131,11 +138,20 @@ pub async fn enforce(
                 if let Some(version) = ready.version {
                     report.versions.insert(name.clone(), version);
                 }
+                match (ready.version, cache_tag.as_mut()) {
+                    (Some(version), Some(tag)) => {
+                        tag.push_str(&format!("{name}@{version}@{}\n", entry.location));
+                    }
+                    _ => cache_tag = None,
+                }
+            } else {
+                cache_tag = None;
             }
             report.tables.insert(name);
             templates.insert(key.clone(), template);
         }
     }
+    report.cache_tag = cache_tag;
 
     // 3. Substitute, then let every ancestor recompute its schema (masks may make a column
     //    nullable).

@@ -24,6 +24,7 @@ use futures::StreamExt;
 use parking_lot::Mutex;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
+use super::cache::{CachedAnswer, Filler};
 use super::error::QueryError;
 
 /// The process-wide execution runtime.
@@ -86,12 +87,14 @@ impl RowStream {
 }
 
 /// Starts executing `plan` (already enforced, parameters bound) on the execution runtime.
+/// With a `fill`, the answer goes to the result cache once the query has run to its end.
 pub fn start(
     state: Arc<SessionState>,
     plan: LogicalPlan,
     memory_limit: u64,
     permit: Option<OwnedSemaphorePermit>,
     query_id: u64,
+    fill: Option<Filler>,
 ) -> RowStream {
     // Two batches in flight: enough to overlap encoding with execution, small enough that a
     // slow client holds the query back instead of the server buffering its result.
@@ -100,9 +103,29 @@ pub fn start(
     let columns = columns_read.clone();
     let task = runtime().spawn(async move {
         let _permit = permit;
-        let result = run(state, plan, memory_limit, query_id, &sender, &columns).await;
+        let result = run(state, plan, memory_limit, query_id, &sender, &columns, fill).await;
         if let Err(err) = result {
             let _ = sender.send(Err(err)).await;
+        }
+    });
+    RowStream {
+        receiver,
+        _task: AbortOnDrop(task),
+        columns_read,
+    }
+}
+
+/// Streams a cached answer: the same channel and abort-on-drop as a running query, so
+/// cancellation, timeouts and flow control behave alike.
+pub fn replay(answer: CachedAnswer) -> RowStream {
+    let (sender, receiver) = mpsc::channel(2);
+    let columns_read = Arc::new(Mutex::new(answer.columns));
+    let batches = answer.batches;
+    let task = runtime().spawn(async move {
+        for batch in batches.iter() {
+            if sender.send(Ok(batch.clone())).await.is_err() {
+                return;
+            }
         }
     });
     RowStream {
@@ -166,6 +189,7 @@ async fn run(
     query_id: u64,
     sender: &mpsc::Sender<Result<RecordBatch, QueryError>>,
     columns: &Mutex<Vec<String>>,
+    mut fill: Option<Filler>,
 ) -> Result<(), QueryError> {
     let df_err = |e| QueryError::from_datafusion(e, query_id);
     let optimized = optimize(&state, &plan).map_err(df_err)?;
@@ -181,10 +205,16 @@ async fn run(
         datafusion::physical_plan::execute_stream(physical, Arc::new(context)).map_err(df_err)?;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(df_err)?;
+        if let Some(fill) = fill.as_mut() {
+            fill.push(&batch);
+        }
         if sender.send(Ok(batch)).await.is_err() {
-            // The client went away or the statement was canceled: stop.
+            // The client went away or the statement was canceled: stop (and cache nothing).
             return Ok(());
         }
+    }
+    if let Some(fill) = fill {
+        fill.finish(columns.lock().clone());
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! plan, execute it off the network runtime.
 //!
 //! - [`classify`]: the read-only allowlist.
+//! - [`cache`]: the result cache (keyed by user, policy, table versions and the enforced plan).
 //! - [`compat`]: PostgreSQL syntax on the syntax tree (operators, casts, literals, type names).
 //! - [`enforce`]: grants, row filters and masks on the resolved logical plan.
 //! - [`functions`]: PostgreSQL's catalog and session functions.
@@ -12,6 +13,7 @@
 //!
 //! Never imports `pgwire`: everything here is testable without a socket.
 
+pub mod cache;
 pub mod classify;
 pub mod compat;
 pub mod enforce;
@@ -48,6 +50,8 @@ pub struct Limits {
     pub query_memory_limit: u64,
     /// Queries executing at once.
     pub max_concurrent_queries: usize,
+    /// Bytes of answers the result cache may hold (0 disables it).
+    pub result_cache_bytes: u64,
 }
 
 impl Default for Limits {
@@ -56,6 +60,7 @@ impl Default for Limits {
             statement_timeout: None,
             query_memory_limit: 2 * 1024 * 1024 * 1024,
             max_concurrent_queries: 16,
+            result_cache_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -71,6 +76,8 @@ pub struct Engine {
     pub system: Arc<SystemContext>,
     /// Limits.
     pub limits: Limits,
+    /// Answers of repeated queries.
+    pub cache: Arc<cache::ResultCache>,
     base_state: SessionState,
     query_slots: Arc<Semaphore>,
     next_query_id: AtomicU64,
@@ -94,6 +101,7 @@ impl Engine {
     ) -> Arc<Engine> {
         Arc::new(Engine {
             query_slots: Arc::new(Semaphore::new(limits.max_concurrent_queries.max(1))),
+            cache: Arc::new(cache::ResultCache::new(limits.result_cache_bytes)),
             registry,
             policies,
             system,

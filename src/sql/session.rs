@@ -16,6 +16,7 @@ use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{Expr, Ident, SelectItem, SetExpr, Statement};
 
 use super::Engine;
+use super::cache::Filler;
 use super::classify::{self, Action};
 use super::enforce::{self, AccessReport};
 use super::error::{QueryError, code};
@@ -124,6 +125,7 @@ pub struct Ticket {
     text: String,
     access: AccessReport,
     columns: Option<Arc<parking_lot::Mutex<Vec<String>>>>,
+    result_cache: &'static str,
 }
 
 /// One connection's session.
@@ -374,6 +376,7 @@ impl QuerySession {
             text: prepared.text.clone(),
             access: AccessReport::default(),
             columns: None,
+            result_cache: "",
         };
         if self.tx == TxState::Failed
             && !matches!(
@@ -430,6 +433,34 @@ impl QuerySession {
                         .map_err(|e| QueryError::from_datafusion(e, ticket.query_id))?
                 };
                 ticket.access = planned.access.clone();
+                let tag = if matches!(prepared.action, Action::Explain { .. }) {
+                    "EXPLAIN"
+                } else {
+                    "SELECT"
+                };
+                let cache_key = match prepared.action {
+                    Action::Query(_) => self.cache_key(planned, &plan),
+                    _ => None,
+                };
+                if let Some(key) = &cache_key
+                    && let Some(answer) = self.engine.cache.get(key)
+                {
+                    let stream = exec::replay(answer);
+                    ticket.result_cache = "hit";
+                    ticket.columns = Some(stream.columns_read.clone());
+                    return Ok(Outcome::Rows {
+                        stream,
+                        fields: prepared.fields.clone().unwrap_or_default(),
+                        tag,
+                        ticket: take_ticket(ticket),
+                    });
+                }
+                if cache_key.is_some() {
+                    ticket.result_cache = "miss";
+                }
+                let fill = cache_key.map(|key| {
+                    Filler::new(self.engine.cache.clone(), key, planned.policy_generation)
+                });
                 let permit = self.engine.query_slot().await;
                 let stream = exec::start(
                     self.state.clone(),
@@ -437,13 +468,9 @@ impl QuerySession {
                     self.engine.limits.query_memory_limit,
                     Some(permit),
                     ticket.query_id,
+                    fill,
                 );
                 ticket.columns = Some(stream.columns_read.clone());
-                let tag = if matches!(prepared.action, Action::Explain { .. }) {
-                    "EXPLAIN"
-                } else {
-                    "SELECT"
-                };
                 Ok(Outcome::Rows {
                     stream,
                     fields: prepared.fields.clone().unwrap_or_default(),
@@ -525,6 +552,27 @@ impl QuerySession {
         }
     }
 
+    /// The result-cache key of a query's bound plan, or `None` when its answer must be
+    /// computed (cache off, a table without a version, a system table, a volatile function).
+    /// Everything the answer depends on is in the key, in full: see [`super::cache`].
+    fn cache_key(&self, planned: &Planned, plan: &LogicalPlan) -> Option<String> {
+        if !self.engine.cache.enabled() || !self.settings.result_cache() {
+            return None;
+        }
+        let tables = planned.access.cache_tag.as_ref()?;
+        if !super::cache::cacheable(plan, &planned.access.versions) {
+            return None;
+        }
+        Some(format!(
+            "user {}\npolicy {}\nsearch_path {:?}\ntimezone {:?}\n{tables}{}",
+            self.user(),
+            planned.policy_generation,
+            self.settings.search_path(),
+            self.settings.all().get("TimeZone"),
+            plan.display_indent_schema()
+        ))
+    }
+
     /// Marks the transaction block failed after an error (no effect outside a block).
     pub fn on_error(&mut self) {
         if self.tx == TxState::InBlock {
@@ -570,6 +618,7 @@ impl QuerySession {
                 .collect(),
             rows: n_rows,
             duration_ms: ticket.started.elapsed().as_secs_f64() * 1000.0,
+            result_cache: ticket.result_cache.to_string(),
             outcome,
             sqlstate,
         };
@@ -596,6 +645,7 @@ impl QuerySession {
             text: text.to_string(),
             access: AccessReport::default(),
             columns: None,
+            result_cache: "",
         };
         self.record(ticket, 0, Err(err));
     }
@@ -615,6 +665,7 @@ fn take_ticket(ticket: &mut Ticket) -> Ticket {
         text: std::mem::take(&mut ticket.text),
         access: std::mem::take(&mut ticket.access),
         columns: ticket.columns.take(),
+        result_cache: ticket.result_cache,
     }
 }
 

@@ -60,6 +60,7 @@ const KNOWN: &[(&str, &str, Kind)] = &[
     ("IntervalStyle", "postgres", Kind::Checked),
     ("is_superuser", "off", Kind::ReadOnly),
     ("jit", "off", Kind::Ignored),
+    ("lakehouse.result_cache", "on", Kind::Checked),
     ("lc_collate", "C.UTF-8", Kind::ReadOnly),
     ("lc_ctype", "C.UTF-8", Kind::ReadOnly),
     ("lc_messages", "C.UTF-8", Kind::Ignored),
@@ -91,6 +92,53 @@ const KNOWN: &[(&str, &str, Kind)] = &[
     ("transaction_read_only", "on", Kind::ReadOnly),
     ("work_mem", "4MB", Kind::Ignored),
 ];
+
+/// The `options` startup parameter (libpq's `PGOPTIONS`): `-c name=value`, `-cname=value`
+/// or `--name=value`, separated by spaces; `\\ ` is a space inside a value, as in PostgreSQL.
+fn parse_options(options: &str) -> Result<Vec<(String, String)>, QueryError> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => word.extend(chars.next()),
+            c if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let invalid = |what: &str| {
+        QueryError::new(
+            code::PROTOCOL_VIOLATION,
+            format!("invalid command-line argument for server process: {what}"),
+        )
+        .with_hint("only -c name=value and --name=value are accepted in options")
+    };
+    let mut out = Vec::new();
+    let mut words = words.into_iter();
+    while let Some(word) = words.next() {
+        let assignment = if word == "-c" {
+            words.next().ok_or_else(|| invalid("-c"))?
+        } else if let Some(rest) = word.strip_prefix("-c") {
+            rest.to_string()
+        } else if let Some(rest) = word.strip_prefix("--") {
+            rest.to_string()
+        } else {
+            return Err(invalid(&word));
+        };
+        let (name, value) = assignment
+            .split_once('=')
+            .ok_or_else(|| invalid(&assignment))?;
+        out.push((name.replace('-', "_"), value.to_string()));
+    }
+    Ok(out)
+}
 
 /// One session's settings.
 #[derive(Debug, Clone)]
@@ -147,7 +195,14 @@ impl Settings {
         &mut self,
         parameters: &BTreeMap<String, String>,
     ) -> Result<(), QueryError> {
-        for (name, value) in parameters {
+        let mut all: Vec<(String, String)> = parameters
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if let Some(options) = parameters.get("options") {
+            all.extend(parse_options(options)?);
+        }
+        for (name, value) in &all {
             if matches!(
                 name.as_str(),
                 "user" | "database" | "options" | "replication"
@@ -158,6 +213,9 @@ impl Settings {
                 && kind_of(canonical) != Some(Kind::ReadOnly)
             {
                 self.set(canonical, value)?;
+            } else if name.contains('.') {
+                // Custom settings (`-c lakehouse.result_cache=off` in PGOPTIONS).
+                self.set(name, value)?;
             }
         }
         // Startup values become the session's reset values.
@@ -191,6 +249,13 @@ impl Settings {
         let raw = self.values.get("statement_timeout")?;
         let millis = parse_milliseconds(raw)?;
         (millis > 0).then(|| Duration::from_millis(millis))
+    }
+
+    /// Whether this session's answers may come from (and go to) the result cache.
+    pub fn result_cache(&self) -> bool {
+        self.values
+            .get("lakehouse.result_cache")
+            .is_none_or(|v| v == "on")
     }
 
     /// `search_path` as a list of schema names (`$user` kept).
@@ -312,6 +377,11 @@ impl Settings {
                         Err(invalid("only the ISO date style is supported"))
                     }
                 }
+                "lakehouse.result_cache" => match trimmed.to_lowercase().as_str() {
+                    "on" | "true" | "yes" | "1" => Ok("on".to_string()),
+                    "off" | "false" | "no" | "0" => Ok("off".to_string()),
+                    _ => Err(invalid("on or off")),
+                },
                 "IntervalStyle" => {
                     if trimmed.eq_ignore_ascii_case("postgres") {
                         Ok("postgres".to_string())
@@ -441,6 +511,33 @@ pub fn parse_search_path(value: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn startup_options_set_settings_like_pgoptions() {
+        let mut settings = Settings::new("alice", None);
+        let mut startup = BTreeMap::new();
+        startup.insert(
+            "options".to_string(),
+            "-c lakehouse.result_cache=off --search-path=gold,dbo -cTimeZone=UTC".to_string(),
+        );
+        settings.apply_startup(&startup).unwrap();
+        assert!(!settings.result_cache());
+        assert_eq!(settings.search_path(), ["gold", "dbo"]);
+        assert_eq!(
+            parse_options(r"-c application_name=a\ b").unwrap(),
+            [("application_name".to_string(), "a b".to_string())]
+        );
+        for bad in ["-x", "-c", "--novalue", "-c lakehouse.result_cache=maybe"] {
+            let mut startup = BTreeMap::new();
+            startup.insert("options".to_string(), bad.to_string());
+            assert!(
+                Settings::new("alice", None)
+                    .apply_startup(&startup)
+                    .is_err(),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn defaults_and_reporting() {

@@ -48,7 +48,11 @@ async fn bench_smoke_runs_every_workload_on_every_engine() {
     assert!(report.answers_agree, "answers differ: {:?}", report.notes);
     assert_eq!(report.events, 5_000);
     for (visual, by_engine) in &report.answer_rows {
-        assert_eq!(by_engine.len(), 4, "{visual}: {by_engine:?}");
+        assert_eq!(
+            by_engine.len(),
+            EngineKind::ALL.len(),
+            "{visual}: {by_engine:?}"
+        );
         let counts: Vec<u64> = by_engine.values().copied().collect();
         assert!(
             counts.iter().all(|&n| n == counts[0] && n > 0),
@@ -108,7 +112,7 @@ async fn bench_smoke_runs_every_workload_on_every_engine() {
             && lakehouse.vs_datafusion.is_some()
     );
     assert!(report.server_peak_rss_bytes.unwrap_or(0) > 0);
-    assert_eq!(report.targets.len(), 5);
+    assert_eq!(report.targets.len(), 8);
 
     let parsed: serde_json::Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
     assert!(parsed["figures"].as_array().is_some_and(|f| !f.is_empty()));

@@ -498,3 +498,103 @@ async fn grants_reload_applies_within_seconds_and_broken_edits_are_rejected() {
     assert_eq!(err.code().map(|c| c.code()), Some("28000"), "{err}");
     server.stop().await;
 }
+
+/// The audit trail's `result_cache` of `user`'s statements with exactly this text, in order.
+async fn cache_outcomes(alice: &tokio_postgres::Client, user: &str, text: &str) -> Vec<String> {
+    alice
+        .query(
+            "select result_cache from sys.audit_log where \"user\" = $1 and statement = $2 order by query_id",
+            &[&user, &text],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn result_cache_never_crosses_users_parameters_or_versions() {
+    let server = TestServer::start().await;
+    let alice = server.connect("alice").await;
+    let bob = server.connect("bob").await;
+    let carol = server.connect("carol").await;
+    let names = "select name from dim_patient where id_patient = 1";
+    for _ in 0..2 {
+        assert_eq!(rows(&alice, names).await, one("Test Patient 1"));
+    }
+    // Same text, another user with a mask: computed for bob, masked.
+    for _ in 0..2 {
+        assert_eq!(rows(&bob, names).await, one("****"));
+    }
+    let count = "select count(*) from dim_patient";
+    assert_eq!(rows(&alice, count).await, one("40"));
+    for _ in 0..2 {
+        assert_eq!(rows(&carol, count).await, one("20"));
+    }
+    assert_eq!(
+        cache_outcomes(&alice, "alice", names).await,
+        ["miss", "hit"]
+    );
+    assert_eq!(cache_outcomes(&alice, "bob", names).await, ["miss", "hit"]);
+    assert_eq!(
+        cache_outcomes(&alice, "carol", count).await,
+        ["miss", "hit"]
+    );
+
+    // Parameters are part of the key.
+    let by_id = alice
+        .prepare("select name from dim_patient where id_patient = $1")
+        .await
+        .unwrap();
+    for (id, expected) in [
+        (1i32, "Test Patient 1"),
+        (2, "Test Patient 2"),
+        (1, "Test Patient 1"),
+    ] {
+        let row = alice.query_one(&by_id, &[&id]).await.unwrap();
+        assert_eq!(row.get::<_, String>(0), expected);
+    }
+
+    // Volatile functions, system tables and a session that turned the cache off never use it.
+    let random = "select count(*), random() from dim_patient";
+    let first = rows(&alice, random).await;
+    let second = rows(&alice, random).await;
+    assert_ne!(first, second, "random() must be evaluated each time");
+    assert_eq!(cache_outcomes(&alice, "alice", random).await, ["", ""]);
+    alice
+        .batch_execute("set lakehouse.result_cache = off")
+        .await
+        .unwrap();
+    rows(&alice, names).await;
+    assert_eq!(
+        cache_outcomes(&alice, "alice", names).await,
+        ["miss", "hit", ""]
+    );
+    alice
+        .batch_execute("reset lakehouse.result_cache")
+        .await
+        .unwrap();
+
+    // A new Delta version is a new key: the count moves as soon as the catalog sees it.
+    let visits = "select count(*) from fact_events";
+    assert_eq!(rows(&alice, visits).await, one("200"));
+    assert_eq!(rows(&alice, visits).await, one("200"));
+    let location = crate::support::fixture::location(&server.lake(), "fact_events");
+    lakehouse::lake::write::append(
+        &location,
+        vec![crate::support::fixture::events(201, 50, 40)],
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    while rows(&alice, visits).await != one("250") {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "new version not visible after 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await;
+}

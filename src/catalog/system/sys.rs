@@ -31,6 +31,7 @@ pub const SYS_TABLES: &[(&str, &[&str])] = &[
             "versions",
             "rows",
             "duration_ms",
+            "result_cache",
             "outcome",
             "sqlstate",
         ],
@@ -80,6 +81,7 @@ fn audit_log_schema() -> SchemaRef {
         ("versions", Col::TextArray),
         ("rows", Col::Int8),
         ("duration_ms", Col::Float4),
+        ("result_cache", Col::Text),
         ("outcome", Col::Text),
         ("sqlstate", Col::Text),
     ])
@@ -108,6 +110,7 @@ fn audit_log(session: &SessionCatalog) -> Result<RecordBatch> {
                 V::SL(r.versions),
                 (r.rows as i64).into(),
                 V::F(r.duration_ms),
+                r.result_cache.into(),
                 r.outcome.into(),
                 r.sqlstate.into(),
             ]
