@@ -8,6 +8,7 @@
 //! down (memory does not grow with the result), and dropping the [`RowStream`] aborts the task,
 //! which drops DataFusion's stream and with it every operator and spawned partition task.
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::record_batch::RecordBatch;
@@ -199,8 +200,20 @@ async fn run(
         .create_physical_plan(&optimized, state.as_ref())
         .await
         .map_err(df_err)?;
-    let context =
-        TaskContext::from(state.as_ref()).with_runtime(query_runtime(&state, memory_limit));
+    // Physical operators hold their functions already; the task context's registries are
+    // only for plan deserialisation, which never happens here. `TaskContext::from(&state)`
+    // would copy several hundred registry entries per statement (a visible share of a
+    // `select 1`), so the context gets empty ones.
+    let context = TaskContext::new(
+        None,
+        state.session_id().to_string(),
+        state.config().clone(),
+        HashMap::new(),
+        HashMap::new(),
+        HashMap::new(),
+        HashMap::new(),
+        query_runtime(&state, memory_limit),
+    );
     let mut stream =
         datafusion::physical_plan::execute_stream(physical, Arc::new(context)).map_err(df_err)?;
     while let Some(batch) = stream.next().await {

@@ -622,7 +622,9 @@ impl QuerySession {
             outcome,
             sqlstate,
         };
-        tracing::info!(
+        // Debug, not info: the audit trail is the record of statements, and a line per
+        // statement on stderr costs more than a small query itself at high rates.
+        tracing::debug!(
             session_id = record.session_id,
             query_id = record.query_id,
             user = %record.user,
