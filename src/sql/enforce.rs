@@ -68,9 +68,9 @@ pub struct AccessReport {
     pub masks: BTreeSet<String>,
     /// Delta version of each table read.
     pub versions: BTreeMap<String, u64>,
-    /// Every table read with its version and location, when the answer depends on nothing
-    /// else the catalog knows (only versioned lake tables, no system tables); `None` keeps the
-    /// answer out of the result cache.
+    /// Every table read with its version and location (empty for a plan without tables),
+    /// when the answer depends on nothing else the catalog knows (only versioned lake tables,
+    /// no system tables); `None` keeps the answer out of the result cache.
     pub cache_tag: Option<String>,
 }
 
@@ -118,7 +118,9 @@ pub async fn enforce(
 
     // 2. Plan the policy subtree of each table once.
     let mut report = AccessReport::default();
-    let mut cache_tag = (!governed.is_empty() && !reads_system).then(String::new);
+    // A plan without lake tables (`select 1`, a pool's validation query) qualifies too: its
+    // answer depends on its expressions only, which `cache::cacheable` checks are immutable.
+    let mut cache_tag = (!reads_system).then(String::new);
     let mut templates: HashMap<(String, String), LogicalPlan> = HashMap::new();
     if !governed.is_empty() {
         let policy_state = policy_state(user_state, &pinned.catalog);

@@ -64,7 +64,9 @@ impl Drop for AbortOnDrop {
 /// Rows of one executing query.
 pub struct RowStream {
     receiver: mpsc::Receiver<Result<RecordBatch, QueryError>>,
-    _task: AbortOnDrop,
+    /// A cached answer, handed out without a task or a channel.
+    replay: Option<std::vec::IntoIter<RecordBatch>>,
+    _task: Option<AbortOnDrop>,
     /// `schema.table.column` read by the optimized plan (filled before the first batch).
     pub columns_read: Arc<Mutex<Vec<String>>>,
 }
@@ -78,6 +80,9 @@ impl std::fmt::Debug for RowStream {
 impl RowStream {
     /// The next batch; `None` at the end. Empty batches are skipped.
     pub async fn next(&mut self) -> Option<Result<RecordBatch, QueryError>> {
+        if let Some(replay) = self.replay.as_mut() {
+            return replay.find(|b| b.num_rows() > 0).map(Ok);
+        }
         loop {
             match self.receiver.recv().await {
                 Some(Ok(batch)) if batch.num_rows() == 0 => continue,
@@ -111,28 +116,23 @@ pub fn start(
     });
     RowStream {
         receiver,
-        _task: AbortOnDrop(task),
+        replay: None,
+        _task: Some(AbortOnDrop(task)),
         columns_read,
     }
 }
 
-/// Streams a cached answer: the same channel and abort-on-drop as a running query, so
-/// cancellation, timeouts and flow control behave alike.
+/// Hands out a cached answer. Its batches are in memory already, so there is nothing to run
+/// on the execution runtime: the connection takes them directly (dropping the stream, on
+/// cancel or timeout, just stops handing them out).
 pub fn replay(answer: CachedAnswer) -> RowStream {
-    let (sender, receiver) = mpsc::channel(2);
-    let columns_read = Arc::new(Mutex::new(answer.columns));
-    let batches = answer.batches;
-    let task = runtime().spawn(async move {
-        for batch in batches.iter() {
-            if sender.send(Ok(batch.clone())).await.is_err() {
-                return;
-            }
-        }
-    });
+    let (_, receiver) = mpsc::channel(1);
+    let batches: Vec<RecordBatch> = answer.batches.iter().cloned().collect();
     RowStream {
         receiver,
-        _task: AbortOnDrop(task),
-        columns_read,
+        replay: Some(batches.into_iter()),
+        _task: None,
+        columns_read: Arc::new(Mutex::new(answer.columns)),
     }
 }
 

@@ -562,6 +562,27 @@ async fn result_cache_never_crosses_users_parameters_or_versions() {
     let second = rows(&alice, random).await;
     assert_ne!(first, second, "random() must be evaluated each time");
     assert_eq!(cache_outcomes(&alice, "alice", random).await, ["", ""]);
+    // A constant query is cacheable; one reading the clock or the catalog is not.
+    for sql in [
+        "select 1 + 1",
+        "select now()",
+        "select count(*) from pg_class",
+    ] {
+        rows(&alice, sql).await;
+        rows(&alice, sql).await;
+    }
+    assert_eq!(
+        cache_outcomes(&alice, "alice", "select 1 + 1").await,
+        ["miss", "hit"]
+    );
+    assert_eq!(
+        cache_outcomes(&alice, "alice", "select now()").await,
+        ["", ""]
+    );
+    assert_eq!(
+        cache_outcomes(&alice, "alice", "select count(*) from pg_class").await,
+        ["", ""]
+    );
     alice
         .batch_execute("set lakehouse.result_cache = off")
         .await
