@@ -267,67 +267,22 @@ impl Target {
                 for _ in 0..clients {
                     connections.push(connect(config).await?);
                 }
-                let sqls = Arc::new(sqls.to_vec());
-                let started = Instant::now();
-                let deadline = started + duration;
-                let tasks: Vec<_> = connections
-                    .into_iter()
-                    .enumerate()
-                    .map(|(idx, client)| {
-                        let sqls = sqls.clone();
-                        tokio::spawn(async move {
-                            let mut latencies = Vec::new();
-                            let mut k = idx;
-                            while Instant::now() < deadline {
-                                let sql = &sqls[k % sqls.len()];
-                                let t = Instant::now();
-                                wire_read(&client, sql).await?;
-                                latencies.push(millis(t));
-                                k += 1;
-                            }
-                            anyhow::Ok(latencies)
-                        })
-                    })
-                    .collect();
-                let mut latencies_ms = Vec::new();
-                for task in tasks {
-                    latencies_ms.extend(task.await??);
-                }
-                Ok(Load {
-                    latencies_ms,
-                    elapsed_s: started.elapsed().as_secs_f64(),
+                closed_loop(connections, sqls, duration, |client, sqls, k| async move {
+                    wire_read(&client, &sqls[k]).await.map(|_| ())
                 })
+                .await
             }
             Target::Floor(ctx) => {
-                let sqls = Arc::new(sqls.to_vec());
-                let started = Instant::now();
-                let deadline = started + duration;
-                let tasks: Vec<_> = (0..clients)
-                    .map(|idx| {
-                        let sqls = sqls.clone();
-                        let ctx = ctx.clone();
-                        tokio::spawn(async move {
-                            let mut latencies = Vec::new();
-                            let mut k = idx;
-                            while Instant::now() < deadline {
-                                let sql = &sqls[k % sqls.len()];
-                                let t = Instant::now();
-                                ctx.sql(sql).await?.collect().await?;
-                                latencies.push(millis(t));
-                                k += 1;
-                            }
-                            anyhow::Ok(latencies)
-                        })
-                    })
-                    .collect();
-                let mut latencies_ms = Vec::new();
-                for task in tasks {
-                    latencies_ms.extend(task.await??);
-                }
-                Ok(Load {
-                    latencies_ms,
-                    elapsed_s: started.elapsed().as_secs_f64(),
-                })
+                closed_loop(
+                    vec![ctx.clone(); clients],
+                    sqls,
+                    duration,
+                    |ctx, sqls, k| async move {
+                        ctx.sql(&sqls[k]).await?.collect().await?;
+                        Ok(())
+                    },
+                )
+                .await
             }
             Target::Duck(duck) => duck.concurrent(sqls, clients, duration).await,
         }
@@ -417,6 +372,50 @@ async fn wire_read(client: &tokio_postgres::Client, sql: &str) -> anyhow::Result
 
 fn first_line(sql: &str) -> &str {
     sql.lines().next().unwrap_or(sql)
+}
+
+/// One task per client, each running `sqls` round robin from its own offset until `duration`
+/// has passed; `run(client, sqls, k)` runs statement `k` once.
+async fn closed_loop<C, F, Fut>(
+    clients: Vec<C>,
+    sqls: &[String],
+    duration: Duration,
+    run: F,
+) -> anyhow::Result<Load>
+where
+    C: Send + Sync + 'static,
+    F: Fn(Arc<C>, Arc<Vec<String>>, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let sqls = Arc::new(sqls.to_vec());
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(offset, client)| {
+            let (client, sqls, run) = (Arc::new(client), sqls.clone(), run.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut k = offset;
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    run(client.clone(), sqls.clone(), k % sqls.len()).await?;
+                    latencies.push(millis(t));
+                    k += 1;
+                }
+                anyhow::Ok(latencies)
+            })
+        })
+        .collect();
+    let mut latencies_ms = Vec::new();
+    for task in tasks {
+        latencies_ms.extend(task.await??);
+    }
+    Ok(Load {
+        latencies_ms,
+        elapsed_s: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// Milliseconds since `started`.

@@ -63,12 +63,20 @@ impl Drop for AbortOnDrop {
 
 /// Rows of one executing query.
 pub struct RowStream {
-    receiver: mpsc::Receiver<Result<RecordBatch, QueryError>>,
-    /// A cached answer, handed out without a task or a channel.
-    replay: Option<std::vec::IntoIter<RecordBatch>>,
-    _task: Option<AbortOnDrop>,
+    source: Source,
     /// `schema.table.column` read by the optimized plan (filled before the first batch).
     pub columns_read: Arc<Mutex<Vec<String>>>,
+}
+
+/// Where a [`RowStream`]'s batches come from.
+enum Source {
+    /// A query running on the execution runtime, aborted when dropped.
+    Running {
+        receiver: mpsc::Receiver<Result<RecordBatch, QueryError>>,
+        _task: AbortOnDrop,
+    },
+    /// A cached answer, handed out without a task or a channel.
+    Cached(std::vec::IntoIter<RecordBatch>),
 }
 
 impl std::fmt::Debug for RowStream {
@@ -80,14 +88,14 @@ impl std::fmt::Debug for RowStream {
 impl RowStream {
     /// The next batch; `None` at the end. Empty batches are skipped.
     pub async fn next(&mut self) -> Option<Result<RecordBatch, QueryError>> {
-        if let Some(replay) = self.replay.as_mut() {
-            return replay.find(|b| b.num_rows() > 0).map(Ok);
-        }
-        loop {
-            match self.receiver.recv().await {
-                Some(Ok(batch)) if batch.num_rows() == 0 => continue,
-                other => return other,
-            }
+        match &mut self.source {
+            Source::Cached(batches) => batches.find(|b| b.num_rows() > 0).map(Ok),
+            Source::Running { receiver, .. } => loop {
+                match receiver.recv().await {
+                    Some(Ok(batch)) if batch.num_rows() == 0 => continue,
+                    other => return other,
+                }
+            },
         }
     }
 }
@@ -115,9 +123,10 @@ pub fn start(
         }
     });
     RowStream {
-        receiver,
-        replay: None,
-        _task: Some(AbortOnDrop(task)),
+        source: Source::Running {
+            receiver,
+            _task: AbortOnDrop(task),
+        },
         columns_read,
     }
 }
@@ -126,12 +135,15 @@ pub fn start(
 /// on the execution runtime: the connection takes them directly (dropping the stream, on
 /// cancel or timeout, just stops handing them out).
 pub fn replay(answer: CachedAnswer) -> RowStream {
-    let (_, receiver) = mpsc::channel(1);
-    let batches: Vec<RecordBatch> = answer.batches.iter().cloned().collect();
     RowStream {
-        receiver,
-        replay: Some(batches.into_iter()),
-        _task: None,
+        source: Source::Cached(
+            answer
+                .batches
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .into_iter(),
+        ),
         columns_read: Arc::new(Mutex::new(answer.columns)),
     }
 }
