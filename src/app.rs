@@ -46,6 +46,11 @@ impl std::fmt::Debug for App {
 impl App {
     /// Loads the catalog and the policy, sets up TLS, and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<App> {
+        let max_memory = config
+            .server
+            .max_memory
+            .unwrap_or_else(crate::sql::memory::default_max_memory);
+        crate::sql::memory::configure(max_memory);
         let base_state = crate::sql::base_state();
         let def = CatalogDef::load(&config).map_err(|d| anyhow::anyhow!("{d}"))?;
         let registry = Registry::open(def, base_state.clone()).await;
@@ -103,6 +108,7 @@ impl App {
                 tls_mode: config.server.tls_mode,
                 tls: tls.clone(),
                 max_connections: config.server.max_connections,
+                max_startup_connections: config.server.max_startup_connections,
                 authentication_timeout: config.server.authentication_timeout,
                 loopback_only,
                 shutdown_grace: Duration::from_secs(10),

@@ -134,11 +134,11 @@ struct BenchArgs {
     /// Data directory (gold lake, Parquet export, server configuration), reused at the same scale.
     #[arg(long, default_value = "bench-data")]
     dir: PathBuf,
-    /// Workloads, comma-separated: dashboard, import, concurrency, small.
+    /// Workloads, comma-separated: dashboard, import, concurrency, small, hardening.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "dashboard,import,concurrency,small"
+        default_value = "dashboard,import,concurrency,small,hardening"
     )]
     workloads: Vec<lakehouse::bench::Workload>,
     /// Client counts of the concurrency workload, comma-separated.

@@ -24,6 +24,8 @@ pub use yaml::{Diagnostic, Diagnostics, Document, EnvString, Location, YamlPath}
 
 /// The default address of `lakehouse serve`; 5432 is usually a local PostgreSQL's.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5433";
+/// Default of `server.max_startup_connections`.
+pub const DEFAULT_MAX_STARTUP_CONNECTIONS: usize = 32;
 
 /// The database every client connects to.
 pub const DATABASE_NAME: &str = "IKHOSPITAL_DW";
@@ -64,11 +66,17 @@ pub struct ServerSpec {
     pub statement_timeout: Option<DurationSpec>,
     /// Memory one query may use before it spills or fails with 53200.
     pub query_memory_limit: Option<ByteSize>,
+    /// Memory the whole process may use: past 75% of it the query holding the most is
+    /// cancelled (53200). Default: 80% of the machine's (or the container's) memory.
+    pub max_memory: Option<ByteSize>,
+    /// Connections that have not yet authenticated, at once; when all are taken, the one that
+    /// has waited longest is closed to make room.
+    pub max_startup_connections: Option<usize>,
     /// Bytes of query answers kept for repeated queries (`0` disables the result cache).
     pub result_cache: Option<ByteSize>,
     /// How often Delta tables are checked for new versions.
     pub refresh_interval: Option<DurationSpec>,
-    /// How long a client may take to authenticate.
+    /// How long a client may take from its first byte to the end of authentication.
     pub authentication_timeout: Option<DurationSpec>,
     /// TLS settings.
     pub tls: TlsSpec,
@@ -520,6 +528,10 @@ pub struct ServerConfig {
     pub statement_timeout: Option<Duration>,
     /// Bytes one query may hold in DataFusion's memory pool.
     pub query_memory_limit: u64,
+    /// Bytes the process may hold (`None`: the default for the machine).
+    pub max_memory: Option<u64>,
+    /// See [`ServerSpec::max_startup_connections`].
+    pub max_startup_connections: usize,
     /// Bytes of the result cache (0 = off).
     pub result_cache: u64,
     /// Delta refresh interval.
@@ -620,6 +632,24 @@ impl Config {
                 "max_connections must be at least 1",
             ));
         }
+        if spec.server.max_startup_connections == Some(0) {
+            diagnostics.push(
+                doc.error_at(
+                    &YamlPath::root()
+                        .key("server")
+                        .key("max_startup_connections"),
+                    "max_startup_connections must be at least 1",
+                ),
+            );
+        }
+        if let Some(max_memory) = spec.server.max_memory
+            && max_memory.0 < 256 << 20
+        {
+            diagnostics.push(doc.error_at(
+                &YamlPath::root().key("server").key("max_memory"),
+                "max_memory must be at least 256MB (the server itself needs about 150MB)",
+            ));
+        }
         let tls_mode = spec.server.tls.mode.unwrap_or(TlsMode::Require);
         if spec.server.tls.cert.is_some() != spec.server.tls.key.is_some() {
             diagnostics.push(doc.error_at(
@@ -675,6 +705,12 @@ impl Config {
                     .query_memory_limit
                     .map(|b| b.0)
                     .unwrap_or(2 * 1024 * 1024 * 1024),
+                max_memory: spec.server.max_memory.map(|b| b.0),
+                max_startup_connections: spec
+                    .server
+                    .max_startup_connections
+                    .unwrap_or(DEFAULT_MAX_STARTUP_CONNECTIONS)
+                    .max(1),
                 result_cache: spec
                     .server
                     .result_cache
@@ -685,7 +721,7 @@ impl Config {
                     .server
                     .authentication_timeout
                     .map(|d| d.0)
-                    .unwrap_or(Duration::from_secs(60)),
+                    .unwrap_or(Duration::from_secs(10)),
                 tls_mode,
                 tls_cert: spec.server.tls.cert.as_deref().map(resolve),
                 tls_key: spec.server.tls.key.as_deref().map(resolve),
@@ -745,9 +781,11 @@ fn unreachable_defaults(diagnostics: Diagnostics, base_dir: &Path) -> Config {
             max_concurrent_queries: 16,
             statement_timeout: None,
             query_memory_limit: 2 * 1024 * 1024 * 1024,
+            max_memory: None,
+            max_startup_connections: DEFAULT_MAX_STARTUP_CONNECTIONS,
             result_cache: 256 * 1024 * 1024,
             refresh_interval: Duration::from_secs(5),
-            authentication_timeout: Duration::from_secs(60),
+            authentication_timeout: Duration::from_secs(10),
             tls_mode: TlsMode::Require,
             tls_cert: None,
             tls_key: None,

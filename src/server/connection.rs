@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{BufMut, BytesMut};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -19,7 +19,8 @@ use pgwire::messages::response::{
     CommandComplete, EmptyQueryResponse, ErrorResponse, ReadyForQuery, TransactionStatus,
 };
 use pgwire::messages::startup::{
-    Authentication, BackendKeyData, NegotiateProtocolVersion, ParameterStatus, SecretKey,
+    Authentication, BackendKeyData, NegotiateProtocolVersion, ParameterStatus,
+    PasswordMessageFamily, SecretKey,
 };
 use pgwire::messages::{
     DecodeContext, PgWireBackendMessage, PgWireFrontendMessage, ProtocolVersion,
@@ -107,15 +108,33 @@ impl Conn {
     async fn next(&mut self) -> Result<Option<PgWireFrontendMessage>, Fatal> {
         loop {
             if self.read.len() >= 5 {
-                let len =
-                    u32::from_be_bytes([self.read[1], self.read[2], self.read[3], self.read[4]])
-                        as usize;
+                let tag = self.read[0];
+                let len32 =
+                    u32::from_be_bytes([self.read[1], self.read[2], self.read[3], self.read[4]]);
+                let len = len32 as usize;
                 if len > MAX_MESSAGE {
-                    return Err(Fatal::Client(QueryError::new(
-                        code::PROTOCOL_VIOLATION,
-                        format!("message of {len} bytes is larger than the limit of {MAX_MESSAGE}"),
-                    )));
+                    return Err(Fatal::Client(
+                        QueryError::new(
+                            code::PROTOCOL_VIOLATION,
+                            format!(
+                                "message of {len} bytes is larger than the limit of {MAX_MESSAGE}"
+                            ),
+                        )
+                        .fatal(),
+                    ));
                 }
+                super::frame::check_frame_header(tag, len32).map_err(protocol_violation)?;
+                if self.read.len() < 1 + len {
+                    self.read.reserve(1 + len - self.read.len());
+                    if self.stream.read_buf(&mut self.read).await? == 0 {
+                        return Ok(None);
+                    }
+                    continue;
+                }
+                // pgwire's decoders trust the lengths and counts inside a message (a short
+                // one panics, a long one eats the next message): the frame is checked first.
+                super::frame::check_frontend_frame(tag, &self.read[5..1 + len])
+                    .map_err(protocol_violation)?;
                 match PgWireFrontendMessage::decode(&mut self.read, &self.ctx) {
                     Ok(Some(message)) => return Ok(Some(message)),
                     Ok(None) => {}
@@ -137,6 +156,12 @@ impl Conn {
         }
     }
 
+    /// Sends an error and flushes it, for errors that end the connection.
+    async fn fatal(&mut self, err: &QueryError) {
+        self.error(err);
+        let _ = self.flush().await;
+    }
+
     fn error(&mut self, err: &QueryError) {
         let severity = if err.fatal { "FATAL" } else { "ERROR" };
         let mut fields = vec![
@@ -155,6 +180,11 @@ impl Conn {
             fields,
         )));
     }
+}
+
+/// A message that does not add up: the connection ends with 08P01.
+fn protocol_violation(message: String) -> Fatal {
+    Fatal::Client(QueryError::new(code::PROTOCOL_VIOLATION, message).fatal())
 }
 
 /// What the startup phase produced.
@@ -315,15 +345,26 @@ async fn startup_or_cancel(
     })
 }
 
-/// Serves one connection within the connection limit.
+/// Serves one connection: its startup and authentication within one deadline
+/// (`authentication_timeout`) and in its startup place (`slot`), then its session within
+/// `max_connections`.
 pub(super) async fn serve(
     server: Arc<Server>,
     socket: TcpStream,
     peer: SocketAddr,
     shutdown: CancellationToken,
+    slot: super::StartupSlot,
 ) {
-    let timeout = server.settings.authentication_timeout;
-    let startup = match tokio::time::timeout(timeout, negotiate(&server, socket)).await {
+    let deadline = tokio::time::Instant::now() + server.settings.authentication_timeout;
+    let evicted = slot.evicted.clone();
+    let startup = tokio::select! {
+        startup = tokio::time::timeout_at(deadline, negotiate(&server, socket)) => startup,
+        _ = evicted.cancelled() => {
+            tracing::debug!(%peer, "a connection that had not started gave way to a newer one");
+            return;
+        }
+    };
+    let startup = match startup {
         Ok(Ok(startup)) => startup,
         Ok(Err(Fatal::Client(err))) => {
             tracing::debug!(%peer, error = %err, "startup refused");
@@ -343,58 +384,69 @@ pub(super) async fn serve(
         } => (stream, parameters, tls),
     };
     let mut conn = Conn::new(stream);
-    let login =
-        tokio::time::timeout(timeout, login(&server, &mut conn, &parameters, tls, peer)).await;
+    let login = tokio::select! {
+        login = tokio::time::timeout_at(deadline, login(&server, &mut conn, &parameters, tls, peer)) => login,
+        _ = evicted.cancelled() => Ok(Err(Fatal::Client(QueryError::new(
+            code::TOO_MANY_CONNECTIONS,
+            "too many connections are authenticating; this one waited longest",
+        ).fatal()))),
+    };
     let session = match login {
         Ok(Ok(session)) => session,
-        Ok(Err(Fatal::Client(err))) => {
-            conn.error(&err);
-            let _ = conn.flush().await;
-            return;
-        }
+        Ok(Err(Fatal::Client(err))) => return conn.fatal(&err).await,
         Ok(Err(_)) => return,
         Err(_) => {
-            conn.error(
-                &QueryError::new(code::INVALID_AUTHORIZATION, "authentication timed out").fatal(),
-            );
-            let _ = conn.flush().await;
-            return;
+            let err = QueryError::new(
+                code::INVALID_AUTHORIZATION,
+                "canceling authentication due to timeout",
+            )
+            .fatal();
+            return conn.fatal(&err).await;
         }
     };
+    drop(slot);
     let (pid, cancel) = (session.pid, session.cancel.clone());
+    let Ok(_permit) = server.sessions.clone().try_acquire_owned() else {
+        server.cancels.remove(pid);
+        tracing::warn!(%peer, "connection refused: max_connections reached");
+        let err = QueryError::new(
+            code::TOO_MANY_CONNECTIONS,
+            "sorry, too many clients already",
+        )
+        .fatal();
+        return conn.fatal(&err).await;
+    };
+    welcome(&mut conn, &session);
+    if let Err(err) = conn.flush().await {
+        server.cancels.remove(pid);
+        tracing::debug!(session_id = pid, error = %err, "connection lost");
+        return;
+    }
     tracing::debug!(session_id = pid, user = %session.query.user(), %peer, tls, "session started");
-    let result = session_loop(&server, &mut conn, session, shutdown).await;
+    let result = session_loop(&mut conn, session, shutdown).await;
     server.cancels.remove(pid);
     drop(cancel);
     match result {
         Ok(()) | Err(Fatal::Closed) | Err(Fatal::Reported) => {}
-        Err(Fatal::Client(err)) => {
-            conn.error(&err);
-            let _ = conn.flush().await;
-        }
+        Err(Fatal::Client(err)) => conn.fatal(&err).await,
         Err(Fatal::Io(err)) => tracing::debug!(session_id = pid, error = %err, "connection lost"),
     }
 }
 
-/// A connection beyond `max_connections`: complete the negotiation, then 53300.
-pub(super) async fn refuse(server: Arc<Server>, socket: TcpStream, peer: SocketAddr) {
-    let startup = tokio::time::timeout(Duration::from_secs(5), negotiate(&server, socket)).await;
-    match startup {
-        Ok(Ok(Startup::Cancel { pid, secret })) => server.cancels.cancel(pid, secret),
-        Ok(Ok(Startup::Session { stream, .. })) => {
-            let mut conn = Conn::new(stream);
-            tracing::warn!(%peer, "connection refused: max_connections reached");
-            conn.error(
-                &QueryError::new(
-                    code::TOO_MANY_CONNECTIONS,
-                    "sorry, too many clients already",
-                )
-                .fatal(),
-            );
-            let _ = conn.flush().await;
-        }
-        _ => {}
+/// The end of a successful authentication: AuthenticationOk, the reported settings, the
+/// cancel key and the first ReadyForQuery.
+fn welcome(conn: &mut Conn, live: &LiveSession) {
+    conn.send(PgWireBackendMessage::Authentication(Authentication::Ok));
+    for (name, value) in live.query.settings().reported() {
+        conn.send(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+            name, value,
+        )));
     }
+    conn.send(PgWireBackendMessage::BackendKeyData(BackendKeyData::new(
+        live.pid,
+        SecretKey::I32(live.cancel.secret),
+    )));
+    conn.send(ready(TxState::Idle));
 }
 
 struct LiveSession {
@@ -445,6 +497,23 @@ async fn login(
     let use_cleartext = known
         .as_ref()
         .is_some_and(|u| u.scram.is_none() && u.password_hash.is_some());
+    // Guessing is slowed down per name and per address, known names or not.
+    let admission = server.throttle.admit(user, peer.ip());
+    if admission.refused {
+        audit_login(server, user, peer, admission);
+        let err = QueryError::new(
+            code::INVALID_PASSWORD,
+            format!("password authentication failed for user \"{user}\""),
+        )
+        .with_hint(
+            "too many failed attempts for this user or from this address: wait a few seconds",
+        )
+        .fatal();
+        return Err(Fatal::Client(err));
+    }
+    if !admission.delay.is_zero() {
+        tokio::time::sleep(admission.delay).await;
+    }
     let authenticated = if use_cleartext {
         if !tls && !super::is_loopback(&peer) {
             return Err(Fatal::Client(
@@ -461,6 +530,9 @@ async fn login(
         conn.flush().await?;
         let password = match conn.next().await? {
             Some(PgWireFrontendMessage::PasswordMessageFamily(p)) => {
+                if let PasswordMessageFamily::Raw(raw) = &p {
+                    super::frame::check_password(raw).map_err(protocol_violation)?;
+                }
                 p.into_password().map_err(|_| failed())?.password
             }
             _ => return Err(Fatal::Closed),
@@ -469,6 +541,7 @@ async fn login(
             .as_ref()
             .and_then(|u| u.password_hash.clone())
             .unwrap_or_default();
+        let _hashing = server.password_hashing.acquire().await;
         tokio::task::spawn_blocking(move || crate::auth::verify_password(&password, &hash))
             .await
             .unwrap_or(false)
@@ -486,6 +559,7 @@ async fn login(
         .check_login(user, now, server.settings.loopback_only);
     if !authenticated || known.is_none() {
         tracing::info!(%peer, user = %user, "authentication failed");
+        login_failed(server, user, peer, admission);
         return Err(failed());
     }
     if let Err(refusal) = login {
@@ -496,8 +570,10 @@ async fn login(
             ),
             other => tracing::info!(%peer, user = %user, reason = ?other, "login refused"),
         }
+        login_failed(server, user, peer, admission);
         return Err(failed());
     }
+    server.throttle.succeeded(user);
     let database = parameters
         .get("database")
         .cloned()
@@ -532,19 +608,68 @@ async fn login(
         server.cancels.remove(pid);
         return Err(Fatal::Client(err.fatal()));
     }
-    conn.send(PgWireBackendMessage::Authentication(Authentication::Ok));
-    for (name, value) in query.settings().reported() {
-        conn.send(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
-            name, value,
-        )));
-    }
-    conn.send(PgWireBackendMessage::BackendKeyData(BackendKeyData::new(
-        pid,
-        SecretKey::I32(cancel.secret),
-    )));
-    conn.send(ready(TxState::Idle));
-    conn.flush().await?;
     Ok(LiveSession { query, pid, cancel })
+}
+
+/// Counts a failed login against its name and address, and puts it in the audit trail (with
+/// how long it was held back: guessing shows there).
+fn login_failed(
+    server: &Server,
+    user: &str,
+    peer: SocketAddr,
+    admission: super::throttle::Admission,
+) {
+    server.throttle.failed(user, peer.ip());
+    audit_login(server, user, peer, admission);
+}
+
+/// Puts a failed or refused login in the audit trail.
+fn audit_login(
+    server: &Server,
+    user: &str,
+    peer: SocketAddr,
+    admission: super::throttle::Admission,
+) {
+    let now = chrono::Utc::now();
+    let statement = if admission.refused {
+        format!(
+            "authentication refused unchecked after {} failed attempts",
+            admission.failures
+        )
+    } else if admission.delay.is_zero() {
+        "authentication failed".to_string()
+    } else {
+        format!(
+            "authentication failed (held back {} ms after {} failed attempts)",
+            admission.delay.as_millis(),
+            admission.failures
+        )
+    };
+    server
+        .engine
+        .system
+        .audit
+        .record(crate::audit::AuditRecord {
+            time: now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            time_micros: now.timestamp_micros(),
+            session_id: 0,
+            query_id: server.engine.next_query_id(),
+            user: user.to_string(),
+            client_addr: peer.ip().to_string(),
+            application_name: String::new(),
+            kind: "login".to_string(),
+            statement,
+            tables: Vec::new(),
+            columns: Vec::new(),
+            row_filters: Vec::new(),
+            masks: Vec::new(),
+            versions: Vec::new(),
+            rows: 0,
+            duration_ms: admission.delay.as_secs_f64() * 1000.0,
+            result_cache: String::new(),
+            outcome: "error".to_string(),
+            sqlstate: code::INVALID_PASSWORD.to_string(),
+        });
 }
 
 /// A secret that lives as long as the process, for mock SCRAM verifiers.
@@ -564,6 +689,9 @@ async fn scram(
     conn.flush().await?;
     let initial = match conn.next().await? {
         Some(PgWireFrontendMessage::PasswordMessageFamily(p)) => {
+            if let PasswordMessageFamily::Raw(raw) = &p {
+                super::frame::check_sasl_initial_response(raw).map_err(protocol_violation)?;
+            }
             p.into_sasl_initial_response().map_err(|_| failed())?
         }
         _ => return Err(Fatal::Closed),
@@ -641,7 +769,6 @@ struct State {
 }
 
 async fn session_loop(
-    server: &Server,
     conn: &mut Conn,
     mut live: LiveSession,
     shutdown: CancellationToken,
@@ -668,7 +795,7 @@ async fn session_loop(
                 state.skipping = false;
                 state.statements.remove("");
                 state.portals.remove("");
-                simple_query(server, conn, &mut live, &query.query).await?;
+                simple_query(conn, &mut live, &query.query).await?;
                 if live.query.tx_state() == TxState::Idle {
                     state.portals.clear();
                 }
@@ -692,7 +819,7 @@ async fn session_loop(
                 if state.skipping {
                     continue;
                 }
-                if let Err(err) = extended(server, conn, &mut live, &mut state, message).await {
+                if let Err(err) = extended(conn, &mut live, &mut state, message).await {
                     match err {
                         Fatal::Client(err) if !err.fatal => {
                             conn.error(&err);
@@ -731,13 +858,12 @@ fn finish_abandoned(live: &LiveSession, portal: Portal) {
 
 /// The simple query protocol: every statement of the string in order, text results; the first
 /// error stops the rest.
-async fn simple_query(
-    server: &Server,
-    conn: &mut Conn,
-    live: &mut LiveSession,
-    sql: &str,
-) -> Result<(), Fatal> {
-    let statements = match live.query.parse(sql) {
+async fn simple_query(conn: &mut Conn, live: &mut LiveSession, sql: &str) -> Result<(), Fatal> {
+    let parsed = {
+        let guard = Guard::start(live);
+        guard.run(live.query.parse(sql)).await
+    };
+    let statements = match parsed {
         Ok(s) => s,
         Err(err) => {
             live.query.record_refused(sql, &err);
@@ -759,12 +885,16 @@ async fn simple_query(
         } else {
             statement.to_string()
         };
-        let result = async {
-            let mut prepared = live.query.prepare(&text, statement, &[]).await?;
-            let outcome = run(server, live, &mut prepared, Vec::new()).await?;
-            Ok::<_, QueryError>((prepared, outcome))
-        }
-        .await;
+        // One statement timeout from planning to the last row, as PostgreSQL times each
+        // statement of a query string.
+        let guard = Guard::start(live);
+        let result = guard
+            .run(async {
+                let mut prepared = live.query.prepare(&text, statement, &[]).await?;
+                let outcome = live.query.execute(&mut prepared, Vec::new()).await?;
+                Ok::<_, QueryError>((prepared, outcome))
+            })
+            .await;
         let (prepared, outcome) = match result {
             Ok(ok) => ok,
             Err(err) => {
@@ -789,7 +919,7 @@ async fn simple_query(
         if let Some(fields) = &prepared.fields {
             conn.send(row_description(fields, &formats));
         }
-        match send_outcome(server, conn, live, outcome, &formats, 0).await? {
+        match send_outcome(conn, live, outcome, &formats, 0, &guard).await? {
             Sent::Done => {}
             Sent::Failed => return Ok(()),
             Sent::Suspended(_) => {}
@@ -798,40 +928,60 @@ async fn simple_query(
     Ok(())
 }
 
-/// Executes with the session's statement timeout and the connection's cancel handle.
-async fn run(
-    _server: &Server,
-    live: &mut LiveSession,
-    prepared: &mut Prepared,
-    params: Vec<ScalarValue>,
-) -> Result<Outcome, QueryError> {
-    let deadline = live
-        .query
-        .settings()
-        .statement_timeout()
-        .map(|t| Instant::now() + t);
-    let cancel_seen = live.cancel.requests.load(Ordering::SeqCst);
-    let cancel = live.cancel.clone();
-    let execute = live.query.execute(prepared, params);
-    let canceled = async {
-        loop {
-            let notified = cancel.notify.notified();
-            if cancel.requests.load(Ordering::SeqCst) != cancel_seen {
-                return;
+/// A statement's deadline (`statement_timeout`) and the cancel requests it has seen, from the
+/// moment the statement arrived.
+struct Guard {
+    cancel: Arc<CancelHandle>,
+    seen: u64,
+    deadline: Option<Instant>,
+}
+
+impl Guard {
+    fn start(live: &LiveSession) -> Guard {
+        Guard {
+            cancel: live.cancel.clone(),
+            seen: live.cancel.requests.load(Ordering::SeqCst),
+            deadline: live
+                .query
+                .settings()
+                .statement_timeout()
+                .map(|t| Instant::now() + t),
+        }
+    }
+
+    /// Resolves with the error to report once the statement is canceled or times out.
+    async fn interrupted(&self) -> QueryError {
+        let canceled = async {
+            loop {
+                let notified = self.cancel.notify.notified();
+                if self.cancel.requests.load(Ordering::SeqCst) != self.seen {
+                    return;
+                }
+                notified.await;
             }
-            notified.await;
+        };
+        let timeout = async {
+            match self.deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = canceled => QueryError::canceled(),
+            _ = timeout => QueryError::timeout(),
         }
-    };
-    let timeout = async {
-        match deadline {
-            Some(d) => tokio::time::sleep_until(d.into()).await,
-            None => std::future::pending().await,
+    }
+
+    /// Runs `work` until it ends, is canceled or times out; dropping it stops the statement
+    /// (planning tasks are aborted, running queries stop at their next batch).
+    async fn run<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, QueryError>>,
+    ) -> Result<T, QueryError> {
+        tokio::select! {
+            result = work => result,
+            err = self.interrupted() => Err(err),
         }
-    };
-    tokio::select! {
-        outcome = execute => outcome,
-        _ = canceled => Err(QueryError::canceled()),
-        _ = timeout => Err(QueryError::timeout()),
     }
 }
 
@@ -843,12 +993,12 @@ enum Sent {
 
 /// Sends an outcome's rows (at most `max_rows` when > 0) and its completion.
 async fn send_outcome(
-    server: &Server,
     conn: &mut Conn,
     live: &mut LiveSession,
     outcome: Outcome,
     formats: &[Format],
     max_rows: usize,
+    guard: &Guard,
 ) -> Result<Sent, Fatal> {
     match outcome {
         Outcome::Command {
@@ -912,50 +1062,27 @@ async fn send_outcome(
                 tag,
                 ticket,
             });
-            stream_rows(server, conn, live, rows, max_rows).await
+            stream_rows(conn, live, rows, max_rows, guard).await
         }
     }
 }
 
 /// Streams rows to the client with backpressure, observing cancel and statement timeout.
 async fn stream_rows(
-    _server: &Server,
     conn: &mut Conn,
     live: &mut LiveSession,
     mut rows: Box<RunningRows>,
     max_rows: usize,
+    guard: &Guard,
 ) -> Result<Sent, Fatal> {
-    let deadline = live
-        .query
-        .settings()
-        .statement_timeout()
-        .map(|t| Instant::now() + t);
-    let cancel_seen = live.cancel.requests.load(Ordering::SeqCst);
     let mut sent_now = 0usize;
     loop {
         let (batch, offset) = match rows.pending.take() {
             Some(pending) => pending,
             None => {
-                let cancel = live.cancel.clone();
-                let canceled = async {
-                    loop {
-                        let notified = cancel.notify.notified();
-                        if cancel.requests.load(Ordering::SeqCst) != cancel_seen {
-                            return;
-                        }
-                        notified.await;
-                    }
-                };
-                let timeout = async {
-                    match deadline {
-                        Some(d) => tokio::time::sleep_until(d.into()).await,
-                        None => std::future::pending().await,
-                    }
-                };
                 let next = tokio::select! {
                     next = rows.stream.next() => next,
-                    _ = canceled => Some(Err(QueryError::canceled())),
-                    _ = timeout => Some(Err(QueryError::timeout())),
+                    err = guard.interrupted() => Some(Err(err)),
                 };
                 match next {
                     None => {
@@ -1040,7 +1167,6 @@ fn client_error(err: QueryError) -> Fatal {
 
 /// One extended-protocol message.
 async fn extended(
-    server: &Server,
     conn: &mut Conn,
     live: &mut LiveSession,
     state: &mut State,
@@ -1055,28 +1181,29 @@ async fn extended(
                     format!("prepared statement \"{name}\" already exists"),
                 )));
             }
-            let mut statements = live.query.parse(&parse.query).map_err(|err| {
-                live.query.record_refused(&parse.query, &err);
-                client_error(err)
-            })?;
-            let prepared = match statements.len() {
-                0 => live.query.prepare_empty(),
-                1 => {
-                    let statement = statements.remove(0);
-                    live.query
-                        .prepare(&parse.query, statement, &parse.type_oids)
-                        .await
-                        .map_err(|err| {
-                            live.query.record_refused(&parse.query, &err);
-                            client_error(err)
-                        })?
-                }
-                _ => {
-                    return Err(client_error(QueryError::syntax(
-                        "cannot insert multiple commands into a prepared statement",
-                    )));
-                }
-            };
+            // Parse and plan count toward statement_timeout and can be canceled.
+            let guard = Guard::start(live);
+            let prepared = guard
+                .run(async {
+                    let mut statements = live.query.parse(&parse.query).await?;
+                    match statements.len() {
+                        0 => Ok(live.query.prepare_empty()),
+                        1 => {
+                            let statement = statements.remove(0);
+                            live.query
+                                .prepare(&parse.query, statement, &parse.type_oids)
+                                .await
+                        }
+                        _ => Err(QueryError::syntax(
+                            "cannot insert multiple commands into a prepared statement",
+                        )),
+                    }
+                })
+                .await
+                .map_err(|err| {
+                    live.query.record_refused(&parse.query, &err);
+                    client_error(err)
+                })?;
             state.statements.insert(name, prepared);
             conn.send(PgWireBackendMessage::ParseComplete(ParseComplete::new()));
         }
@@ -1189,7 +1316,7 @@ async fn extended(
                     format!("portal \"{name}\" does not exist"),
                 ))
             })?;
-            let result = execute_portal(server, conn, live, &mut portal, max_rows).await;
+            let result = execute_portal(conn, live, &mut portal, max_rows).await;
             state.portals.insert(name, portal);
             result?;
         }
@@ -1208,7 +1335,6 @@ async fn extended(
 }
 
 async fn execute_portal(
-    server: &Server,
     conn: &mut Conn,
     live: &mut LiveSession,
     portal: &mut Portal,
@@ -1220,7 +1346,10 @@ async fn execute_portal(
             conn.send(complete("SELECT 0"));
             return Ok(());
         }
-        PortalState::Rows(rows) => stream_rows(server, conn, live, rows, max_rows).await?,
+        PortalState::Rows(rows) => {
+            let guard = Guard::start(live);
+            stream_rows(conn, live, rows, max_rows, &guard).await?
+        }
         PortalState::NotStarted => {
             if QuerySession::is_empty(&portal.prepared) {
                 conn.send(PgWireBackendMessage::EmptyQueryResponse(
@@ -1229,10 +1358,12 @@ async fn execute_portal(
                 return Ok(());
             }
             let params = std::mem::take(&mut portal.params);
-            let outcome = run(server, live, &mut portal.prepared, params)
+            let guard = Guard::start(live);
+            let outcome = guard
+                .run(live.query.execute(&mut portal.prepared, params))
                 .await
                 .map_err(client_error)?;
-            send_outcome(server, conn, live, outcome, &portal.formats, max_rows).await?
+            send_outcome(conn, live, outcome, &portal.formats, max_rows, &guard).await?
         }
     };
     match sent {

@@ -5,6 +5,7 @@
 //! - `connection`: one client from the first byte to Terminate: TLS negotiation, authentication,
 //!   simple and extended query protocol.
 //! - [`encode`]: Arrow to DataRow, text and binary. [`params`]: Bind parameters to Arrow.
+//! - [`frame`]: every client message is checked before pgwire decodes it.
 //! - [`tls`]: rustls setup, self-signed certificates.
 //!
 //! pgwire is used for its message codecs only; the connection state machine is ours, so that
@@ -13,7 +14,9 @@
 
 mod connection;
 pub mod encode;
+pub mod frame;
 pub mod params;
+mod throttle;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -39,9 +42,12 @@ pub struct ServerSettings {
     pub tls_mode: TlsMode,
     /// TLS material (required unless the mode is `disable`).
     pub tls: Option<tls::Tls>,
-    /// Connections served at once.
+    /// Authenticated sessions at once.
     pub max_connections: usize,
-    /// Time a client has to authenticate.
+    /// Connections that have not authenticated yet, at once; when a new one comes, the one
+    /// that has waited longest gives way.
+    pub max_startup_connections: usize,
+    /// Time a client has from its first byte to the end of authentication.
     pub authentication_timeout: Duration,
     /// Whether the server listens on loopback only (demo passwords are refused otherwise).
     pub loopback_only: bool,
@@ -102,14 +108,65 @@ impl CancelRegistry {
     }
 }
 
+/// Connections that have not authenticated yet. They cost the server little (a socket and a
+/// task), but they must neither take the places of sessions nor, by idling, keep real users
+/// from starting: when all places are taken, the connection that has waited longest is closed
+/// to make room for the new one, so idle connections age out as fast as new ones come.
+#[derive(Debug)]
+struct StartupSlots {
+    capacity: usize,
+    waiting: Mutex<(u64, std::collections::BTreeMap<u64, CancellationToken>)>,
+}
+
+/// One connection's place among those authenticating; released when dropped.
+struct StartupSlot {
+    slots: Arc<StartupSlots>,
+    id: u64,
+    /// Cancelled when a newer connection needs the place.
+    evicted: CancellationToken,
+}
+
+impl StartupSlots {
+    fn enter(self: &Arc<Self>) -> StartupSlot {
+        let mut guard = self.waiting.lock();
+        let (next, waiting) = &mut *guard;
+        while waiting.len() >= self.capacity.max(1) {
+            match waiting.pop_first() {
+                Some((_, oldest)) => oldest.cancel(),
+                None => break,
+            }
+        }
+        let id = *next;
+        *next += 1;
+        let evicted = CancellationToken::new();
+        waiting.insert(id, evicted.clone());
+        StartupSlot {
+            slots: self.clone(),
+            id,
+            evicted,
+        }
+    }
+}
+
+impl Drop for StartupSlot {
+    fn drop(&mut self) {
+        self.slots.waiting.lock().1.remove(&self.id);
+    }
+}
+
 /// The server.
 pub struct Server {
     engine: Arc<Engine>,
     settings: ServerSettings,
     cancels: CancelRegistry,
-    connections: Arc<Semaphore>,
-    /// Refusing a connection beyond the limit still costs a task; bound those too.
-    refusals: Arc<Semaphore>,
+    /// Authenticated sessions (`max_connections`).
+    sessions: Arc<Semaphore>,
+    /// Connections still authenticating (`max_startup_connections`).
+    startup: Arc<StartupSlots>,
+    /// Password guessing.
+    throttle: throttle::LoginThrottle,
+    /// argon2 verifications at once (each takes tens of milliseconds and megabytes).
+    password_hashing: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Server {
@@ -122,8 +179,13 @@ impl Server {
     /// A server over an engine.
     pub fn new(engine: Arc<Engine>, settings: ServerSettings) -> Arc<Server> {
         Arc::new(Server {
-            connections: Arc::new(Semaphore::new(settings.max_connections.max(1))),
-            refusals: Arc::new(Semaphore::new(64)),
+            sessions: Arc::new(Semaphore::new(settings.max_connections.max(1))),
+            startup: Arc::new(StartupSlots {
+                capacity: settings.max_startup_connections.max(1),
+                waiting: Mutex::new((0, std::collections::BTreeMap::new())),
+            }),
+            throttle: throttle::LoginThrottle::default(),
+            password_hashing: Arc::new(Semaphore::new(2)),
             engine,
             settings,
             cancels: CancelRegistry::default(),
@@ -146,23 +208,10 @@ impl Server {
                     let _ = socket.set_nodelay(true);
                     let server = self.clone();
                     let shutdown = shutdown.clone();
-                    match self.connections.clone().try_acquire_owned() {
-                        Ok(permit) => {
-                            tracker.spawn(async move {
-                                connection::serve(server, socket, peer, shutdown).await;
-                                drop(permit);
-                            });
-                        }
-                        Err(_) => match self.refusals.clone().try_acquire_owned() {
-                            Ok(permit) => {
-                                tracker.spawn(async move {
-                                    connection::refuse(server, socket, peer).await;
-                                    drop(permit);
-                                });
-                            }
-                            Err(_) => drop(socket),
-                        },
-                    }
+                    let slot = self.startup.enter();
+                    tracker.spawn(async move {
+                        connection::serve(server, socket, peer, shutdown, slot).await;
+                    });
                 }
                 Err(err) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -181,9 +230,9 @@ impl Server {
         }
     }
 
-    /// Number of connections being served.
+    /// Number of authenticated sessions.
     pub fn n_connections(&self) -> usize {
-        self.settings.max_connections - self.connections.available_permits()
+        self.settings.max_connections - self.sessions.available_permits()
     }
 }
 

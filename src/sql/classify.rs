@@ -11,8 +11,6 @@ use datafusion::sql::sqlparser::ast::{
     CloseCursor, DiscardObject, Expr, ObjectName, Reset, Set, SetSessionAuthorizationParamKind,
     Statement, Value,
 };
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 
 use super::error::QueryError;
 
@@ -59,15 +57,10 @@ pub enum Action {
     Close(Option<String>),
 }
 
-/// Parses a query string into statements (PostgreSQL dialect).
+/// Parses a query string into statements (PostgreSQL dialect), bounded and rebalanced by
+/// [`super::shape::parse`].
 pub fn parse(sql: &str) -> Result<Vec<Statement>, QueryError> {
-    Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|err| {
-        QueryError::syntax(
-            err.to_string()
-                .trim_start_matches("sql parser error: ")
-                .to_string(),
-        )
-    })
+    super::shape::parse(sql)
 }
 
 /// Classifies one statement, refusing anything that is not allowed.

@@ -33,7 +33,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, SchemaProvider, Session, TableProvider,
 };
-use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchemaRef, DataFusionError, Result, Statistics};
 use datafusion::datasource::TableType;
 use datafusion::datasource::source_as_provider;
@@ -72,6 +72,9 @@ pub struct AccessReport {
     /// when the answer depends on nothing else the catalog knows (only versioned lake tables,
     /// no system tables); `None` keeps the answer out of the result cache.
     pub cache_tag: Option<String>,
+    /// A mask reads other tables (a subquery in its expression): EXPLAIN ANALYZE of a governed
+    /// user would show what it read.
+    pub mask_subqueries: bool,
 }
 
 impl AccessReport {
@@ -127,6 +130,9 @@ pub async fn enforce(
         for (key, entry) in &governed {
             let access = pinned.access(entry);
             let template = policy_subplan(&policy_state, entry, &access).await?;
+            if reads_subqueries(&template) {
+                report.mask_subqueries = true;
+            }
             let name = format!("{}.{}", entry.schema, entry.name);
             if !access.row_filters.is_empty() {
                 report.row_filters.insert(name.clone());
@@ -218,6 +224,22 @@ pub async fn enforce(
         ));
     }
     Ok((plan, report))
+}
+
+/// Whether the top projection of a policy subplan (its masks) holds a subquery.
+fn reads_subqueries(template: &LogicalPlan) -> bool {
+    let LogicalPlan::Projection(projection) = template else {
+        return false;
+    };
+    projection.expr.iter().any(|expr| {
+        expr.exists(|e| {
+            Ok(matches!(
+                e,
+                Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_)
+            ))
+        })
+        .unwrap_or(true)
+    })
 }
 
 enum Source {
@@ -566,7 +588,8 @@ impl ExtensionPlanner for BarrierPlanner {
     }
 }
 
-/// The physical planner of every session: DataFusion's, plus the security barrier.
+/// The physical planner of every session: DataFusion's, plus the security barrier, and EXPLAIN
+/// for governed users (`sql::explain`).
 #[derive(Debug, Default)]
 pub struct LakehouseQueryPlanner;
 
@@ -577,7 +600,24 @@ impl QueryPlanner for LakehouseQueryPlanner {
         logical_plan: &LogicalPlan,
         session_state: &dyn Session,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(BarrierPlanner)])
+        let planner =
+            DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(BarrierPlanner)]);
+        if super::explain::governed(session_state) {
+            match logical_plan {
+                LogicalPlan::Explain(explain) => {
+                    let physical = planner.create_physical_plan(&explain.plan, session_state);
+                    return super::explain::explain(explain, physical).await;
+                }
+                LogicalPlan::Analyze(analyze) => {
+                    let input = planner
+                        .create_physical_plan(&analyze.input, session_state)
+                        .await?;
+                    return Ok(super::explain::analyze(analyze, input));
+                }
+                _ => {}
+            }
+        }
+        planner
             .create_physical_plan(logical_plan, session_state)
             .await
     }

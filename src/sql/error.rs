@@ -70,6 +70,9 @@ pub mod code {
     pub const TOO_MANY_CONNECTIONS: &str = "53300";
     pub const OUT_OF_MEMORY: &str = "53200";
     pub const CONFIGURATION_LIMIT_EXCEEDED: &str = "53400";
+    pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
+    pub const STATEMENT_TOO_COMPLEX: &str = "54001";
+    pub const TOO_MANY_COLUMNS: &str = "54011";
     pub const INTERNAL_ERROR: &str = "XX000";
 }
 
@@ -195,6 +198,16 @@ impl CloneWithoutContext for DataFusionError {
             DataFusionError::SchemaError(e, _) => DataFusionError::Plan(format!("__schema__{e}")),
             DataFusionError::ArrowError(e, _) => {
                 DataFusionError::Execution(format!("__arrow__{}", arrow_tag(e)))
+            }
+            // A task that panicked (one DataFusion spawned for a partition): a bug, never
+            // a data error.
+            DataFusionError::ExecutionJoin(e) => DataFusionError::Internal(e.to_string()),
+            DataFusionError::External(e)
+                if e.downcast_ref::<tokio::task::JoinError>().is_some()
+                    || e.downcast_ref::<std::sync::Arc<tokio::task::JoinError>>()
+                        .is_some() =>
+            {
+                DataFusionError::Internal(e.to_string())
             }
             DataFusionError::External(e) => {
                 if let Some(q) = e.downcast_ref::<QueryError>() {

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::Session;
 use datafusion::common::alias::AliasGenerator;
 use datafusion::config::ConfigOptions;
 use datafusion::execution::FunctionRegistry;
@@ -27,8 +28,17 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::cache::{CachedAnswer, Filler};
 use super::error::QueryError;
+use super::memory::{GovernedPool, QueryExtension, QueryMemory};
 
-/// The process-wide execution runtime.
+/// Stack of every thread of the statement runtime. Parsing, planning, optimisation and
+/// execution recurse over statements (`sql::shape` bounds how deep they may be), and so do
+/// DataFusion's and deltalake's passes over the plans made from them, some of which re-link a
+/// long conjunction into a chain as deep as it is long. Only the pages a thread touches are
+/// committed; the network runtime keeps tokio's 2 MiB stacks because it never plans.
+pub const STATEMENT_STACK: usize = 256 << 20;
+
+/// The process-wide statement runtime: every statement is parsed, planned and executed here,
+/// never on the network runtime.
 pub fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
@@ -39,6 +49,10 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
         match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("lakehouse-exec")
+            .thread_stack_size(STATEMENT_STACK)
+            // Blocking work of a statement (file reads of the object store) gets the same
+            // stacks; far fewer threads than tokio's default 512 of them.
+            .max_blocking_threads(64)
             .enable_all()
             .build()
         {
@@ -53,12 +67,50 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 /// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// Runs a statement's work (parsing, planning) on the statement runtime and waits for it.
+/// Dropping the returned future (cancel, statement timeout, client gone) aborts the task at its
+/// next await point. A panic is an internal error with a query id, never an answer.
+pub async fn off_network<T, F>(work: F) -> Result<T, QueryError>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, QueryError>> + Send + 'static,
+{
+    let mut task = AbortOnDrop(runtime().spawn(work));
+    match (&mut task.0).await {
+        Ok(result) => result,
+        Err(err) => Err(join_error(err, next_internal_id())),
+    }
+}
+
+/// The query id of an internal error that happened before the statement had one.
+fn next_internal_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1 << 48);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The error a failed task reports: a panic is logged (with its message, never row values:
+/// panics carry no data) and reaches the client as 'internal error (query id N)'.
+fn join_error(err: tokio::task::JoinError, query_id: u64) -> QueryError {
+    if err.is_panic() {
+        let payload = err.into_panic();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_string());
+        tracing::error!(query_id, panic = %message, "a statement panicked");
+        return QueryError::internal(query_id, &"the statement panicked");
+    }
+    QueryError::internal(query_id, &"the statement's task was stopped")
 }
 
 /// Rows of one executing query.
@@ -73,7 +125,13 @@ enum Source {
     /// A query running on the execution runtime, aborted when dropped.
     Running {
         receiver: mpsc::Receiver<Result<RecordBatch, QueryError>>,
-        _task: AbortOnDrop,
+        /// Set by the task once it has sent its last batch: a channel that closes without it
+        /// means the task died (a panic, or the memory guard), never the end of the answer.
+        finished: Arc<std::sync::atomic::AtomicBool>,
+        /// `None` once the task's end has been reported.
+        task: Option<AbortOnDrop<()>>,
+        /// What the query holds; says why it was cancelled for memory.
+        memory: Arc<QueryMemory>,
     },
     /// A cached answer, handed out without a task or a channel.
     Cached(std::vec::IntoIter<RecordBatch>),
@@ -90,10 +148,30 @@ impl RowStream {
     pub async fn next(&mut self) -> Option<Result<RecordBatch, QueryError>> {
         match &mut self.source {
             Source::Cached(batches) => batches.find(|b| b.num_rows() > 0).map(Ok),
-            Source::Running { receiver, .. } => loop {
+            Source::Running {
+                receiver,
+                finished,
+                task,
+                memory,
+            } => loop {
                 match receiver.recv().await {
                     Some(Ok(batch)) if batch.num_rows() == 0 => continue,
-                    other => return other,
+                    Some(other) => return Some(other),
+                    None if finished.load(std::sync::atomic::Ordering::Acquire) => return None,
+                    None => {
+                        let mut task = task.take()?;
+                        let ended = (&mut task.0).await;
+                        if let Some(err) = memory.killed() {
+                            return Some(Err(err.clone()));
+                        }
+                        return Some(match ended {
+                            Err(err) => Err(join_error(err, memory.query_id)),
+                            Ok(()) => Err(QueryError::internal(
+                                memory.query_id,
+                                &"the query ended without its answer",
+                            )),
+                        });
+                    }
                 }
             },
         }
@@ -105,27 +183,45 @@ impl RowStream {
 pub fn start(
     state: Arc<SessionState>,
     plan: LogicalPlan,
-    memory_limit: u64,
+    options: StartOptions,
     permit: Option<OwnedSemaphorePermit>,
-    query_id: u64,
     fill: Option<Filler>,
 ) -> RowStream {
+    let StartOptions {
+        query_id,
+        memory_limit,
+        governed_explain,
+    } = options;
     // Two batches in flight: enough to overlap encoding with execution, small enough that a
     // slow client holds the query back instead of the server buffering its result.
     let (sender, receiver) = mpsc::channel(2);
     let columns_read = Arc::new(Mutex::new(Vec::new()));
     let columns = columns_read.clone();
+    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = finished.clone();
+    let memory = QueryMemory::register(query_id);
+    let held = memory.clone();
     let task = runtime().spawn(async move {
         let _permit = permit;
-        let result = run(state, plan, memory_limit, query_id, &sender, &columns, fill).await;
+        let query = Query {
+            state,
+            memory_limit,
+            memory: held,
+            governed_explain,
+        };
+        let result = run(query, plan, &sender, &columns, fill).await;
         if let Err(err) = result {
             let _ = sender.send(Err(err)).await;
         }
+        done.store(true, std::sync::atomic::Ordering::Release);
     });
+    memory.set_task(task.abort_handle());
     RowStream {
         source: Source::Running {
             receiver,
-            _task: AbortOnDrop(task),
+            finished,
+            task: Some(AbortOnDrop(task)),
+            memory,
         },
         columns_read,
     }
@@ -195,21 +291,43 @@ fn optimize(state: &SessionState, plan: &LogicalPlan) -> datafusion::error::Resu
     state.optimizer().optimize(analyzed, &clock, |_, _| {})
 }
 
-async fn run(
+/// How a query runs.
+#[derive(Debug, Clone, Copy)]
+pub struct StartOptions {
+    /// The query's id (audit trail, internal errors).
+    pub query_id: u64,
+    /// Bytes its pool may hold.
+    pub memory_limit: u64,
+    /// EXPLAIN shows only what a governed user may see (`sql::explain`).
+    pub governed_explain: bool,
+}
+
+/// What a running query needs besides its plan.
+struct Query {
     state: Arc<SessionState>,
-    plan: LogicalPlan,
     memory_limit: u64,
-    query_id: u64,
+    memory: Arc<QueryMemory>,
+    governed_explain: bool,
+}
+
+async fn run(
+    query: Query,
+    plan: LogicalPlan,
     sender: &mpsc::Sender<Result<RecordBatch, QueryError>>,
     columns: &Mutex<Vec<String>>,
     mut fill: Option<Filler>,
 ) -> Result<(), QueryError> {
+    let query_id = query.memory.query_id;
+    let state = query.state.as_ref();
     let df_err = |e| QueryError::from_datafusion(e, query_id);
-    let optimized = optimize(&state, &plan).map_err(df_err)?;
+    let optimized = optimize(state, &plan).map_err(df_err)?;
     *columns.lock() = columns_read(&optimized);
     let physical = state
         .query_planner()
-        .create_physical_plan(&optimized, state.as_ref())
+        .create_physical_plan(
+            &optimized,
+            &StatementSession::new(state, &query.memory, query.governed_explain),
+        )
         .await
         .map_err(df_err)?;
     // Physical operators hold their functions already; the task context's registries are
@@ -224,12 +342,13 @@ async fn run(
         HashMap::new(),
         HashMap::new(),
         HashMap::new(),
-        query_runtime(&state, memory_limit),
+        query_runtime(state, query.memory_limit, &query.memory),
     );
     let mut stream =
         datafusion::physical_plan::execute_stream(physical, Arc::new(context)).map_err(df_err)?;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(df_err)?;
+        query.memory.note_output(batch.get_array_memory_size());
         if let Some(fill) = fill.as_mut() {
             fill.push(&batch);
         }
@@ -246,8 +365,13 @@ async fn run(
 
 /// The shared runtime environment (object stores, caches, spill files) with a memory pool of
 /// its own for this query. When operators that can spill (sorts, aggregations, joins) hit the
-/// limit they spill; the others fail with 53200, and the server stays up.
-fn query_runtime(state: &SessionState, memory_limit: u64) -> Arc<RuntimeEnv> {
+/// limit they spill; the others fail with 53200, and the server stays up. The pool's growth
+/// also counts against the process budget (`memory`).
+fn query_runtime(
+    state: &SessionState,
+    memory_limit: u64,
+    memory: &Arc<QueryMemory>,
+) -> Arc<RuntimeEnv> {
     let shared = state.runtime_env();
     let limit = usize::try_from(memory_limit).unwrap_or(usize::MAX);
     let pool = TrackConsumersPool::new(
@@ -255,11 +379,146 @@ fn query_runtime(state: &SessionState, memory_limit: u64) -> Arc<RuntimeEnv> {
         std::num::NonZeroUsize::new(3).unwrap_or(std::num::NonZeroUsize::MIN),
     );
     Arc::new(RuntimeEnv {
-        memory_pool: Arc::new(pool),
+        memory_pool: Arc::new(GovernedPool::new(Arc::new(pool), memory.clone())),
         disk_manager: shared.disk_manager.clone(),
         cache_manager: shared.cache_manager.clone(),
         object_store_registry: shared.object_store_registry.clone(),
     })
+}
+
+/// The session as the physical planner of one statement sees it: the session's state, with
+/// execution properties of the statement's own, whose configuration carries the query to the
+/// functions it calls ([`QueryExtension`]). The shared state cannot carry it, and a copy of it
+/// per statement would copy its function registries.
+struct StatementSession<'a> {
+    state: &'a SessionState,
+    props: datafusion::execution::context::ExecutionProps,
+    table_options: datafusion::config::TableOptions,
+}
+
+impl<'a> StatementSession<'a> {
+    fn new(
+        state: &'a SessionState,
+        memory: &Arc<QueryMemory>,
+        governed_explain: bool,
+    ) -> StatementSession<'a> {
+        let mut options = state.config_options().as_ref().clone();
+        options.extensions.insert(QueryExtension {
+            memory: Some(memory.clone()),
+            governed_explain,
+        });
+        let mut props = state.execution_props().clone();
+        props.config_options = Some(Arc::new(options));
+        StatementSession {
+            state,
+            props,
+            table_options: state.table_options().clone(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Session for StatementSession<'_> {
+    fn session_id(&self) -> &str {
+        self.state.session_id()
+    }
+
+    fn config(&self) -> &datafusion::prelude::SessionConfig {
+        self.state.config()
+    }
+
+    fn catalog_list(&self) -> Arc<dyn datafusion::catalog::CatalogProviderList> {
+        Session::catalog_list(self.state)
+    }
+
+    fn query_planner(&self) -> Arc<dyn datafusion::execution::context::QueryPlanner + Send + Sync> {
+        self.state.query_planner().clone()
+    }
+
+    fn optimize(&self, plan: &LogicalPlan) -> datafusion::error::Result<LogicalPlan> {
+        self.state.optimize(plan)
+    }
+
+    fn physical_optimizers(
+        &self,
+    ) -> &[Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>] {
+        Session::physical_optimizers(self.state)
+    }
+
+    fn statistics_registry(
+        &self,
+    ) -> Option<&datafusion::physical_plan::operator_statistics::StatisticsRegistry> {
+        Session::statistics_registry(self.state)
+    }
+
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &LogicalPlan,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        let optimized = self.state.optimize(logical_plan)?;
+        self.state
+            .query_planner()
+            .create_physical_plan(&optimized, self)
+            .await
+    }
+
+    fn create_physical_expr(
+        &self,
+        expr: datafusion::logical_expr::Expr,
+        df_schema: &datafusion::common::DFSchema,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::PhysicalExpr>> {
+        Session::create_physical_expr(self.state, expr, df_schema)
+    }
+
+    fn scalar_functions(&self) -> &HashMap<String, Arc<datafusion::logical_expr::ScalarUDF>> {
+        Session::scalar_functions(self.state)
+    }
+
+    fn higher_order_functions(
+        &self,
+    ) -> &HashMap<String, Arc<datafusion::logical_expr::HigherOrderUDF>> {
+        Session::higher_order_functions(self.state)
+    }
+
+    fn aggregate_functions(&self) -> &HashMap<String, Arc<datafusion::logical_expr::AggregateUDF>> {
+        Session::aggregate_functions(self.state)
+    }
+
+    fn window_functions(&self) -> &HashMap<String, Arc<datafusion::logical_expr::WindowUDF>> {
+        Session::window_functions(self.state)
+    }
+
+    fn extension_type_registry(
+        &self,
+    ) -> &datafusion::logical_expr::registry::ExtensionTypeRegistryRef {
+        Session::extension_type_registry(self.state)
+    }
+
+    fn runtime_env(&self) -> &Arc<RuntimeEnv> {
+        self.state.runtime_env()
+    }
+
+    fn execution_props(&self) -> &datafusion::execution::context::ExecutionProps {
+        &self.props
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        // Table providers that need the concrete state (deltalake's scan) find the session's:
+        // only the functions of this statement's own plan need its properties.
+        self.state
+    }
+
+    fn table_options(&self) -> &datafusion::config::TableOptions {
+        &self.table_options
+    }
+
+    fn table_options_mut(&mut self) -> &mut datafusion::config::TableOptions {
+        &mut self.table_options
+    }
+
+    fn task_ctx(&self) -> Arc<TaskContext> {
+        self.state.task_ctx()
+    }
 }
 
 /// Makes every operator give way to the tokio scheduler.
@@ -335,4 +594,92 @@ fn columns_read(plan: &LogicalPlan) -> Vec<String> {
     out.sort();
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::{
+        ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    };
+
+    /// A function that panics, as a bug in a function would.
+    #[derive(Debug, PartialEq, Eq, Hash)]
+    struct Panics {
+        signature: Signature,
+    }
+
+    impl ScalarUDFImpl for Panics {
+        fn name(&self) -> &str {
+            "injected_panic"
+        }
+
+        fn signature(&self) -> &Signature {
+            &self.signature
+        }
+
+        fn return_type(&self, _args: &[DataType]) -> datafusion::error::Result<DataType> {
+            Ok(DataType::Int64)
+        }
+
+        fn invoke_with_args(
+            &self,
+            _args: ScalarFunctionArgs,
+        ) -> datafusion::error::Result<ColumnarValue> {
+            panic!("injected panic")
+        }
+    }
+
+    fn state() -> Arc<SessionState> {
+        let mut state = datafusion::execution::SessionStateBuilder::new()
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(CooperativeEverywhere))
+            .build();
+        datafusion::execution::FunctionRegistry::register_udf(
+            &mut state,
+            Arc::new(ScalarUDF::new_from_impl(Panics {
+                signature: Signature::any(1, Volatility::Volatile),
+            })),
+        )
+        .unwrap();
+        Arc::new(state)
+    }
+
+    async fn first_error(sql: &str) -> QueryError {
+        let state = state();
+        let plan = state.create_logical_plan(sql).await.unwrap();
+        let options = StartOptions {
+            query_id: 42,
+            memory_limit: 1 << 30,
+            governed_explain: false,
+        };
+        let mut stream = start(state, plan, options, None, None);
+        loop {
+            match stream.next().await {
+                Some(Ok(_)) => continue,
+                Some(Err(err)) => return err,
+                None => panic!("{sql}: ended like an answer"),
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_is_an_internal_error_never_an_answer() {
+        // In the query's own task, and in the tasks DataFusion spawns for partitions.
+        for sql in [
+            "select injected_panic(1)",
+            "select sum(injected_panic(value)) from generate_series(1, 100000)",
+            "select count(*) from (select injected_panic(value) v from generate_series(1, 100000)) t group by v",
+        ] {
+            let err = first_error(sql).await;
+            assert_eq!(err.code, crate::sql::error::code::INTERNAL_ERROR, "{sql}");
+            assert!(err.message.contains("query id 42"), "{err}");
+        }
+        // Planning work off the network runtime, too.
+        let err = off_network(async { panic!("injected panic") as Result<(), QueryError> })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, crate::sql::error::code::INTERNAL_ERROR);
+    }
 }

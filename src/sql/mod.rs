@@ -5,10 +5,13 @@
 //! - [`cache`]: the result cache (keyed by user, policy, table versions and the enforced plan).
 //! - [`compat`]: PostgreSQL syntax on the syntax tree (operators, casts, literals, type names).
 //! - [`enforce`]: grants, row filters and masks on the resolved logical plan.
+//! - [`explain`]: EXPLAIN rendered for users who may not see everything.
 //! - [`functions`]: PostgreSQL's catalog and session functions.
 //! - [`settings`][]: SET/SHOW/RESET.
+//! - [`shape`]: how wide and deep a statement may be; rebalancing of long chains.
 //! - [`session`]: one connection's session.
-//! - [`exec`]: the execution runtime, memory limits, cancellation by drop.
+//! - [`exec`]: the statement runtime, memory limits, cancellation by drop.
+//! - [`memory`]: caps on the values functions make; the process-wide memory budget.
 //! - [`error`]: errors and their SQLSTATEs.
 //!
 //! Never imports `pgwire`: everything here is testable without a socket.
@@ -19,10 +22,13 @@ pub mod compat;
 pub mod enforce;
 pub mod error;
 pub mod exec;
+pub mod explain;
 pub mod functions;
+pub mod memory;
 pub mod policy_check;
 pub mod session;
 pub mod settings;
+pub mod shape;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -156,5 +162,10 @@ pub fn base_state() -> SessionState {
         .expr_planners()
         .get_or_insert_with(Vec::new)
         .insert(0, Arc::new(compat::PgLiteralPlanner));
-    builder.build()
+    let mut state = builder.build();
+    if let Err(err) = memory::cap_functions(&mut state) {
+        // Registering into the state's own maps does not fail in practice; say so if it does.
+        tracing::error!(error = %err, "cannot cap the functions that make large values");
+    }
+    state
 }

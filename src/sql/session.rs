@@ -62,7 +62,8 @@ pub enum TxState {
 pub struct Prepared {
     /// Statement text, for the audit trail.
     pub text: String,
-    statement: Option<Statement>,
+    /// The empty query string.
+    empty: bool,
     action: Action,
     declared: Vec<u32>,
     /// Parameter type OIDs (declared by the client, or inferred).
@@ -78,6 +79,8 @@ struct Planned {
     access: AccessReport,
     catalog_generation: u64,
     policy_generation: u64,
+    /// An EXPLAIN of a user without `schema: sys`: rendered by `sql::explain`.
+    governed_explain: bool,
 }
 
 /// The outcome of executing a statement.
@@ -209,9 +212,11 @@ impl QuerySession {
         self.catalog.set_values(self.settings.all().clone());
     }
 
-    /// Splits a query string into statements.
-    pub fn parse(&self, sql: &str) -> Result<Vec<Statement>, QueryError> {
-        classify::parse(sql)
+    /// Splits a query string into statements, on the statement runtime (the syntax tree of a
+    /// wide statement is deep until `shape` has rebalanced it).
+    pub async fn parse(&self, sql: &str) -> Result<Vec<Statement>, QueryError> {
+        let sql = sql.to_string();
+        exec::off_network(async move { classify::parse(&sql) }).await
     }
 
     /// Classifies and (for queries) plans and enforces a statement. `declared` are the
@@ -222,10 +227,10 @@ impl QuerySession {
         statement: Statement,
         declared: &[u32],
     ) -> Result<Prepared, QueryError> {
-        let action = classify::classify(statement.clone())?;
+        let action = classify::classify(statement)?;
         let mut prepared = Prepared {
             text: text.to_string(),
-            statement: Some(statement),
+            empty: false,
             action,
             declared: declared.to_vec(),
             param_types: declared.to_vec(),
@@ -240,7 +245,7 @@ impl QuerySession {
     pub fn prepare_empty(&self) -> Prepared {
         Prepared {
             text: String::new(),
-            statement: None,
+            empty: true,
             action: Action::NoOp(""),
             declared: Vec::new(),
             param_types: Vec::new(),
@@ -251,17 +256,17 @@ impl QuerySession {
 
     /// Whether a prepared statement is the empty query.
     pub fn is_empty(prepared: &Prepared) -> bool {
-        prepared.statement.is_none()
+        prepared.empty
     }
 
     async fn plan_prepared(&mut self, prepared: &mut Prepared) -> Result<(), QueryError> {
-        let (query, analyze, verbose, explain) = match &prepared.action {
-            Action::Query(statement) => (statement.as_ref().clone(), false, false, false),
+        let (query, explain) = match &prepared.action {
+            Action::Query(statement) => (statement.as_ref().clone(), None),
             Action::Explain {
                 query,
                 analyze,
                 verbose,
-            } => (query.as_ref().clone(), *analyze, *verbose, true),
+            } => (query.as_ref().clone(), Some((*analyze, *verbose))),
             Action::Show(name) => {
                 let column = match name {
                     Some(name) => self.settings.get(name)?.0,
@@ -279,58 +284,16 @@ impl QuerySession {
             }
             _ => return Ok(()),
         };
-        let pinned = self
-            .catalog
-            .pin()
-            .map_err(|err| QueryError::new(code::INVALID_AUTHORIZATION, err.to_string()).fatal())?;
-        let mut statement = query;
-        // Names first: they come from the statement as the client wrote it (`x::regclass` is
-        // named `x`, before `compat` turns the cast into a function call).
-        let names = postgres_column_names(&mut statement);
-        super::compat::rewrite(&mut statement);
-        super::compat::declare_parameter_types(&mut statement, &prepared.declared);
-        let plan = self
-            .state
-            .statement_to_plan(DFStatement::Statement(Box::new(statement)))
-            .await
-            .map_err(|e| QueryError::from_datafusion(e, 0))?;
-        let (plan, access) = enforce::enforce(plan, &self.state, &pinned).await?;
-        let param_types = parameter_types(&plan, &prepared.declared)?;
-        let plan = if explain {
-            if analyze && access.has_row_filters() {
-                return Err(QueryError::privilege(
-                    "EXPLAIN ANALYZE is not allowed on tables with row filters",
-                )
-                .with_detail("its row counts would show how many rows the filter hides"));
-            }
-            LogicalPlanBuilder::from(plan)
-                .explain(verbose, analyze)
-                .and_then(|b| b.build())
-                .map_err(|e| QueryError::from_datafusion(e, 0))?
-        } else {
-            plan
+        let planner = Planner {
+            catalog: self.catalog.clone(),
+            state: self.state.clone(),
         };
-        let fields = plan
-            .schema()
-            .fields()
-            .iter()
-            .enumerate()
-            .map(|(idx, field)| FieldInfo {
-                name: names
-                    .as_ref()
-                    .and_then(|n| n.get(idx).cloned().flatten())
-                    .unwrap_or_else(|| field.name().clone()),
-                pg_type: pgtype::pg_type_of_field(field),
-            })
-            .collect();
+        let declared = prepared.declared.clone();
+        let (fields, param_types, planned) =
+            exec::off_network(async move { planner.plan(query, &declared, explain).await }).await?;
         prepared.fields = Some(fields);
         prepared.param_types = param_types;
-        prepared.planned = Some(Planned {
-            plan,
-            access,
-            catalog_generation: pinned.catalog.generation,
-            policy_generation: pinned.policy.generation,
-        });
+        prepared.planned = Some(planned);
         Ok(())
     }
 
@@ -465,9 +428,12 @@ impl QuerySession {
                 let stream = exec::start(
                     self.state.clone(),
                     plan,
-                    self.engine.limits.query_memory_limit,
+                    exec::StartOptions {
+                        query_id: ticket.query_id,
+                        memory_limit: self.engine.limits.query_memory_limit,
+                        governed_explain: planned.governed_explain,
+                    },
                     Some(permit),
-                    ticket.query_id,
                     fill,
                 );
                 ticket.columns = Some(stream.columns_read.clone());
@@ -658,6 +624,89 @@ impl QuerySession {
     }
 }
 
+/// What planning a statement needs, taken out of the session so that planning runs on the
+/// statement runtime.
+struct Planner {
+    catalog: Arc<SessionCatalog>,
+    state: Arc<SessionState>,
+}
+
+impl Planner {
+    /// Plans and enforces a query (wrapped in EXPLAIN when `explain` is `(analyze, verbose)`):
+    /// its result columns, its parameter types and the plan.
+    async fn plan(
+        self,
+        query: Statement,
+        declared: &[u32],
+        explain: Option<(bool, bool)>,
+    ) -> Result<(Vec<FieldInfo>, Vec<u32>, Planned), QueryError> {
+        let pinned = self
+            .catalog
+            .pin()
+            .map_err(|err| QueryError::new(code::INVALID_AUTHORIZATION, err.to_string()).fatal())?;
+        let mut statement = query;
+        // Names first: they come from the statement as the client wrote it (`x::regclass` is
+        // named `x`, before `compat` turns the cast into a function call).
+        let names = postgres_column_names(&mut statement);
+        super::compat::rewrite(&mut statement);
+        super::compat::declare_parameter_types(&mut statement, declared);
+        let plan = self
+            .state
+            .statement_to_plan(DFStatement::Statement(Box::new(statement)))
+            .await
+            .map_err(|e| QueryError::from_datafusion(e, 0))?;
+        let (plan, access) = enforce::enforce(plan, &self.state, &pinned).await?;
+        let param_types = parameter_types(&plan, declared)?;
+        // Admins, and whoever may read the audit trail, see DataFusion's EXPLAIN as it is.
+        let privileged = pinned
+            .policy
+            .policy
+            .schema_granted(&pinned.principal, crate::policy::SYSTEM_SCHEMA);
+        let plan = match explain {
+            Some((analyze, verbose)) => {
+                if analyze && access.has_row_filters() {
+                    return Err(QueryError::privilege(
+                        "EXPLAIN ANALYZE is not allowed on tables with row filters",
+                    )
+                    .with_detail("its row counts would show how many rows the filter hides"));
+                }
+                if analyze && access.mask_subqueries && !privileged {
+                    return Err(QueryError::privilege(
+                        "EXPLAIN ANALYZE is not allowed on tables whose masks read other tables",
+                    )
+                    .with_detail("its metrics would show what the masks read"));
+                }
+                LogicalPlanBuilder::from(plan)
+                    .explain(verbose, analyze)
+                    .and_then(|b| b.build())
+                    .map_err(|e| QueryError::from_datafusion(e, 0))?
+            }
+            None => plan,
+        };
+        let fields = plan
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(idx, field)| FieldInfo {
+                name: names
+                    .as_ref()
+                    .and_then(|n| n.get(idx).cloned().flatten())
+                    .unwrap_or_else(|| field.name().clone()),
+                pg_type: pgtype::pg_type_of_field(field),
+            })
+            .collect();
+        let planned = Planned {
+            plan,
+            access,
+            catalog_generation: pinned.catalog.generation,
+            policy_generation: pinned.policy.generation,
+            governed_explain: explain.is_some() && !privileged,
+        };
+        Ok((fields, param_types, planned))
+    }
+}
+
 fn take_ticket(ticket: &mut Ticket) -> Ticket {
     Ticket {
         started: ticket.started,
@@ -748,33 +797,48 @@ fn postgres_column_names(statement: &mut Statement) -> Option<Vec<Option<String>
         return None;
     };
     let mut names = Vec::new();
+    // Every output name DataFusion sees must be unique; PostgreSQL reports duplicates as they
+    // are. `next` remembers the last suffix tried per name, so that a list of twenty thousand
+    // `count(*)` is named in linear time.
     let mut used = std::collections::HashSet::new();
+    let mut next: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut unique = |name: &str, used: &mut std::collections::HashSet<String>| -> String {
+        if used.insert(name.to_string()) {
+            return name.to_string();
+        }
+        let n = next.entry(name.to_string()).or_insert(1);
+        loop {
+            let alias = format!("{name}_{n}");
+            *n += 1;
+            if used.insert(alias.clone()) {
+                return alias;
+            }
+        }
+    };
     for item in &mut select.projection {
         match item {
             SelectItem::UnnamedExpr(expr) => {
                 let name = figure_column_name(expr);
                 let is_plain_column =
                     matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
-                if is_plain_column {
-                    used.insert(name.clone());
-                    names.push(Some(name));
-                    continue;
+                let alias = unique(&name, &mut used);
+                if !(is_plain_column && alias == name) {
+                    *item = SelectItem::ExprWithAlias {
+                        expr: expr.clone(),
+                        alias: Ident::with_quote('"', alias),
+                    };
                 }
-                let mut alias = name.clone();
-                let mut n = 1;
-                while !used.insert(alias.clone()) {
-                    alias = format!("{name}_{n}");
-                    n += 1;
-                }
-                *item = SelectItem::ExprWithAlias {
-                    expr: expr.clone(),
-                    alias: Ident::with_quote('"', alias),
-                };
                 names.push(Some(name));
             }
-            SelectItem::ExprWithAlias { alias, .. } => {
+            SelectItem::ExprWithAlias { expr, alias } => {
                 let name = identifier_name(alias);
-                used.insert(name.clone());
+                let unique_alias = unique(&name, &mut used);
+                if unique_alias != name {
+                    *item = SelectItem::ExprWithAlias {
+                        expr: expr.clone(),
+                        alias: Ident::with_quote('"', unique_alias),
+                    };
+                }
                 names.push(Some(name));
             }
             // Wildcards expand to a number of columns only the planner knows: give up on
@@ -883,5 +947,20 @@ mod tests {
         let got: Vec<String> = got.into_iter().map(|n| n.unwrap()).collect();
         assert_eq!(got, ["column_name", "data_type", "Quoted", "oid"]);
         assert!(names("select * from t").is_none());
+    }
+
+    #[test]
+    fn duplicate_names_get_unique_aliases_in_linear_time() {
+        let sql = format!(
+            "select id, id, a.id, x as id, {} from t a",
+            vec!["count(*)"; 1_600].join(", ")
+        );
+        let mut statement = classify::parse(&sql).unwrap().remove(0);
+        let names = postgres_column_names(&mut statement).unwrap();
+        assert_eq!(names.len(), 1_604);
+        assert!(names[..4].iter().all(|n| n.as_deref() == Some("id")));
+        assert!(names[4..].iter().all(|n| n.as_deref() == Some("count")));
+        let text = statement.to_string();
+        assert!(text.starts_with("SELECT id, id AS \"id_1\", a.id AS \"id_2\", x AS \"id_3\", count(*) AS \"count\", count(*) AS \"count_1\""), "{}", &text[..200]);
     }
 }

@@ -11,6 +11,10 @@ mod serve;
 /// Grants, masks, row filters on every path; catalogs; reload; audit.
 mod governance;
 
+/// Hostile and extreme input: wide and deep statements, huge values, EXPLAIN as governed
+/// users, idle and malformed connections, password guessing, the memory budget.
+mod hardening;
+
 /// Power BI as Npgsql 4.0.17 drives the wire: TLS 1.2, SCRAM, type batch, navigator, folding.
 mod clients_npgsql;
 
