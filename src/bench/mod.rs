@@ -6,6 +6,8 @@
 //! - [`engine`]: the engines behind one set of measurements.
 //! - [`duckdb`]: DuckDB in a Python process (the `duckdb` wheel, no C++ build).
 //! - [`queries`]: the dashboard in Power BI's folded shapes, Import reads, small queries.
+//! - [`hardening`]: what hostile and extreme input costs (large IN lists, wide selects,
+//!   logins beside idle connections, memory under a budget).
 //! - [`report`]: figures, ratios, targets; JSON and markdown.
 //!
 //! The harness only reads the lake it built; it never binds a port itself and never touches
@@ -14,6 +16,7 @@
 pub mod data;
 pub mod duckdb;
 pub mod engine;
+pub mod hardening;
 pub mod queries;
 pub mod report;
 pub mod server;
@@ -40,15 +43,19 @@ pub enum Workload {
     Concurrency,
     /// `select 1` and a point lookup; pgbench when installed.
     Small,
+    /// Large IN lists and OR chains, wide selects, logins beside idle connections, memory
+    /// under a budget.
+    Hardening,
 }
 
 impl Workload {
     /// Every workload.
-    pub const ALL: [Workload; 4] = [
+    pub const ALL: [Workload; 5] = [
         Workload::Dashboard,
         Workload::Import,
         Workload::Concurrency,
         Workload::Small,
+        Workload::Hardening,
     ];
 }
 
@@ -61,8 +68,9 @@ impl std::str::FromStr for Workload {
             "import" => Ok(Workload::Import),
             "concurrency" => Ok(Workload::Concurrency),
             "small" => Ok(Workload::Small),
+            "hardening" => Ok(Workload::Hardening),
             other => Err(format!(
-                "unknown workload \"{other}\": expected dashboard, import, concurrency or small"
+                "unknown workload \"{other}\": expected dashboard, import, concurrency, small or hardening"
             )),
         }
     }
@@ -238,6 +246,18 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<Report> {
             Ok(mut found) => figures.append(&mut found),
             Err(err) => notes.push(format!("pgbench: {err:#}")),
         }
+    }
+    if options.runs(Workload::Hardening) {
+        eprintln!("bench: hardening");
+        let memory_yaml = hardening::memory_server_yaml();
+        let memory_server = server::ChildServer::start_with(
+            &options.server_exe,
+            &dir,
+            &data.lake,
+            "server-memory",
+            &memory_yaml,
+        );
+        figures.extend(hardening::run(&server, &pg_config, memory_server, runs, seconds).await?);
     }
     let server_peak_rss_bytes = server.peak_rss();
     server.stop().await;

@@ -36,7 +36,19 @@ impl ChildServer {
     /// Writes a configuration under `dir` for `lake` and starts `exe serve` with it; returns
     /// once the server listens.
     pub async fn start(exe: &Path, dir: &Path, lake: &Path) -> anyhow::Result<ChildServer> {
-        let config_dir = dir.join("server");
+        Self::start_with(exe, dir, lake, "server", "").await
+    }
+
+    /// Like [`ChildServer::start`], with its configuration in `dir/<name>` and `extra` lines
+    /// (indented by two) under `server:`.
+    pub async fn start_with(
+        exe: &Path,
+        dir: &Path,
+        lake: &Path,
+        name: &str,
+        extra: &str,
+    ) -> anyhow::Result<ChildServer> {
+        let config_dir = dir.join(name);
         write(
             &config_dir.join("catalog").join("ikhospital_dw.yaml"),
             CATALOG,
@@ -46,7 +58,7 @@ impl ChildServer {
         }
         // max_connections leaves room for 128 benchmark clients plus the harness's own.
         let yaml = format!(
-            "server:\n  listen: 127.0.0.1:0\n  max_connections: 200\n  refresh_interval: 5s\n  \
+            "server:\n  listen: 127.0.0.1:0\n  max_connections: 200\n  refresh_interval: 5s\n{extra}  \
              tls:\n    mode: prefer\n    self_signed_dir: tls\nlake:\n  root: {}\npaths:\n  \
              catalog: catalog\n  grants: grants\n",
             serde_json::to_string(&lake.to_string_lossy())?
