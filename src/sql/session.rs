@@ -81,6 +81,10 @@ struct Planned {
     policy_generation: u64,
     /// An EXPLAIN of a user without `schema: sys`: rendered by `sql::explain`.
     governed_explain: bool,
+    /// The tables and the plan as the result-cache key spells them, for a cacheable plan
+    /// without parameters: made while planning, off the network runtime (a plan with a large
+    /// IN list prints to megabytes).
+    cache_body: Option<String>,
 }
 
 /// The outcome of executing a statement.
@@ -285,6 +289,7 @@ impl QuerySession {
             _ => return Ok(()),
         };
         let planner = Planner {
+            engine: self.engine.clone(),
             catalog: self.catalog.clone(),
             state: self.state.clone(),
         };
@@ -386,6 +391,7 @@ impl QuerySession {
                         ),
                     ));
                 }
+                let bound = !params.is_empty();
                 let plan = if params.is_empty() {
                     planned.plan.clone()
                 } else {
@@ -402,7 +408,7 @@ impl QuerySession {
                     "SELECT"
                 };
                 let cache_key = match prepared.action {
-                    Action::Query(_) => self.cache_key(planned, &plan),
+                    Action::Query(_) => self.cache_key(planned, &plan, bound),
                     _ => None,
                 };
                 if let Some(key) = &cache_key
@@ -521,21 +527,21 @@ impl QuerySession {
     /// The result-cache key of a query's bound plan, or `None` when its answer must be
     /// computed (cache off, a table without a version, a system table, a volatile function).
     /// Everything the answer depends on is in the key, in full: see [`super::cache`].
-    fn cache_key(&self, planned: &Planned, plan: &LogicalPlan) -> Option<String> {
+    fn cache_key(&self, planned: &Planned, plan: &LogicalPlan, bound: bool) -> Option<String> {
         if !self.engine.cache.enabled() || !self.settings.result_cache() {
             return None;
         }
-        let tables = planned.access.cache_tag.as_ref()?;
-        if !super::cache::cacheable(plan, &planned.access.versions) {
-            return None;
-        }
+        let body = if bound {
+            cache_body(&self.engine, &planned.access, plan)?
+        } else {
+            planned.cache_body.clone()?
+        };
         Some(format!(
-            "user {}\npolicy {}\nsearch_path {:?}\ntimezone {:?}\n{tables}{}",
+            "user {}\npolicy {}\nsearch_path {:?}\ntimezone {:?}\n{body}",
             self.user(),
             planned.policy_generation,
             self.settings.search_path(),
             self.settings.all().get("TimeZone"),
-            plan.display_indent_schema()
         ))
     }
 
@@ -627,6 +633,7 @@ impl QuerySession {
 /// What planning a statement needs, taken out of the session so that planning runs on the
 /// statement runtime.
 struct Planner {
+    engine: Arc<Engine>,
     catalog: Arc<SessionCatalog>,
     state: Arc<SessionState>,
 }
@@ -696,15 +703,33 @@ impl Planner {
                 pg_type: pgtype::pg_type_of_field(field),
             })
             .collect();
+        let cache_body = match explain {
+            None if param_types.is_empty() => cache_body(&self.engine, &access, &plan),
+            _ => None,
+        };
         let planned = Planned {
             plan,
             access,
             catalog_generation: pinned.catalog.generation,
             policy_generation: pinned.policy.generation,
             governed_explain: explain.is_some() && !privileged,
+            cache_body,
         };
         Ok((fields, param_types, planned))
     }
+}
+
+/// The part of a result-cache key that depends on the plan: every table read with its version
+/// and location, and the plan; `None` when the answer must be computed (see [`super::cache`]).
+fn cache_body(engine: &Engine, access: &AccessReport, plan: &LogicalPlan) -> Option<String> {
+    if !engine.cache.enabled() {
+        return None;
+    }
+    let tables = access.cache_tag.as_ref()?;
+    if !super::cache::cacheable(plan, &access.versions) {
+        return None;
+    }
+    Some(format!("{tables}{}", plan.display_indent_schema()))
 }
 
 fn take_ticket(ticket: &mut Ticket) -> Ticket {

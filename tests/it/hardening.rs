@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::{ChildServer, PASSWORD, Setup, TestServer, rows, sqlstate};
+use crate::support::{ChildServer, PASSWORD, Setup, TestServer, connect_to, rows, sqlstate};
 
 fn count(value: usize) -> Vec<Vec<Option<String>>> {
     vec![vec![Some(value.to_string())]]
@@ -185,15 +185,7 @@ async fn planning_counts_toward_statement_timeout_and_cancel() {
         let addr = server.addr;
         tokio::spawn(async move {
             let started = Instant::now();
-            let mut config = tokio_postgres::Config::new();
-            config
-                .host("127.0.0.1")
-                .port(addr.port())
-                .user("bob")
-                .password(PASSWORD)
-                .dbname("IKHOSPITAL_DW");
-            let (other, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
-            tokio::spawn(connection);
+            let other = connect_to(addr, "bob", PASSWORD).await.unwrap();
             other.simple_query("select 1").await.unwrap();
             started.elapsed()
         })
@@ -452,16 +444,7 @@ async fn password_guessing_is_slowed_down_and_audited() {
     let attempts: Vec<_> = (0..8)
         .map(|_| {
             let addr = server.addr;
-            tokio::spawn(async move {
-                let mut config = tokio_postgres::Config::new();
-                config
-                    .host("127.0.0.1")
-                    .port(addr.port())
-                    .user("bob")
-                    .password("guess")
-                    .dbname("IKHOSPITAL_DW");
-                config.connect(tokio_postgres::NoTls).await.map(|_| ())
-            })
+            tokio::spawn(async move { connect_to(addr, "bob", "guess").await.map(|_| ()) })
         })
         .collect();
     for attempt in attempts {

@@ -196,18 +196,7 @@ impl TestServer {
         user: &str,
         password: &str,
     ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-        let mut config = tokio_postgres::Config::new();
-        config
-            .host("127.0.0.1")
-            .port(self.addr.port())
-            .user(user)
-            .password(password)
-            .dbname("IKHOSPITAL_DW");
-        let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(client)
+        connect_to(self.addr, user, password).await
     }
 
     /// Stops the server and waits for it.
@@ -305,19 +294,29 @@ impl ChildServer {
 
     /// A tokio-postgres client.
     pub async fn connect(&self, user: &str) -> tokio_postgres::Client {
-        let mut config = tokio_postgres::Config::new();
-        config
-            .host("127.0.0.1")
-            .port(self.addr.port())
-            .user(user)
-            .password(PASSWORD)
-            .dbname("IKHOSPITAL_DW");
-        let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        client
+        connect_to(self.addr, user, PASSWORD).await.unwrap()
     }
+}
+
+/// A plaintext tokio-postgres connection attempt to a server at `addr` (usable from tasks
+/// that cannot borrow a [`TestServer`]).
+pub async fn connect_to(
+    addr: SocketAddr,
+    user: &str,
+    password: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(addr.port())
+        .user(user)
+        .password(password)
+        .dbname("IKHOSPITAL_DW");
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
 }
 
 /// Loads a config file, panicking with the diagnostics.
