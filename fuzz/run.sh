@@ -15,6 +15,10 @@
 #   FUZZ_JOBS          cargo build jobs (default: cargo's)
 #   FUZZ_KEEP_CORPUS   1: merge what the run found into fuzz/corpus/<target>/ (by hand, to
 #                      refresh the committed corpus; never in CI)
+#   FUZZ_SEED          libFuzzer's seed (default 1: CI runs on the same corpus try largely the
+#                      same inputs, so a red run is mostly the code's doing rather than the
+#                      dice's; the server's threads still vary coverage a little. 0 lets
+#                      libFuzzer pick a seed: use it when exploring by hand)
 #   FUZZ_ARGS          more libFuzzer flags, e.g. "-jobs=2 -workers=2"
 #
 # Why `--sanitizer none`: AddressSanitizer needs `-Zsanitizer` (RUSTC_BOOTSTRAP=1 on stable
@@ -71,7 +75,7 @@ for target in "${targets[@]}"; do
   if [ -d "corpus/$target" ]; then cp -r "corpus/$target/." "$work/$target/corpus/"; fi
   dict=()
   [ -f "dict/$target.dict" ] && dict=("-dict=dict/$target.dict")
-  libfuzzer=(-rss_limit_mb=4096 -timeout=120 -print_final_stats=1
+  libfuzzer=(-rss_limit_mb=4096 -timeout=120 -print_final_stats=1 "-seed=${FUZZ_SEED:-1}"
              "-artifact_prefix=artifacts/$target/" "${dict[@]}")
 
   if compgen -G "regressions/$target/*" >/dev/null; then

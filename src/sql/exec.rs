@@ -564,6 +564,60 @@ impl datafusion::physical_optimizer::PhysicalOptimizerRule for CooperativeEveryw
     }
 }
 
+/// Above this many groups an ordered aggregation with a limit is planned as a plain
+/// aggregation followed by a top-k sort, instead of DataFusion's grouped top-k aggregation.
+pub const MAX_TOPK_GROUPS: usize = 65_536;
+
+/// Keeps DataFusion's grouped top-k aggregation to limits it can allocate.
+///
+/// `TopKAggregation` hands a `GROUP BY ... ORDER BY ... LIMIT n` (and `SELECT DISTINCT`,
+/// `UNION`) to a stream that allocates its hash table, heap and index for `n` groups up front,
+/// outside the memory pool: `LIMIT 9223372036854775807`, which tools send for "no limit",
+/// panics with "Hash table capacity overflow", and a limit of a few hundred million takes
+/// gigabytes before the first row is read. Past [`MAX_TOPK_GROUPS`] the plain aggregation
+/// (whose groups are counted in the pool) followed by the sort's own top-k, which grows with
+/// what it keeps, gives the same answer.
+#[derive(Debug, Default)]
+pub struct BoundedTopKAggregation;
+
+impl datafusion::physical_optimizer::PhysicalOptimizerRule for BoundedTopKAggregation {
+    fn optimize(
+        &self,
+        plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+        _config: &datafusion::config::ConfigOptions,
+    ) -> datafusion::common::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        use datafusion::common::tree_node::{Transformed, TreeNode};
+        use datafusion::physical_plan::aggregates::AggregateExec;
+        plan.transform_up(|node| {
+            let any: &dyn std::any::Any = node.as_ref();
+            let Some(aggregate) = any.downcast_ref::<AggregateExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            match aggregate.limit_options() {
+                // Only the ordered form (the grouped top-k stream) allocates by the limit; the
+                // unordered one (`LimitedDistinctAggregation`) only stops early.
+                Some(options)
+                    if options.descending().is_some() && options.limit() > MAX_TOPK_GROUPS =>
+                {
+                    Ok(Transformed::yes(
+                        Arc::new(aggregate.with_new_limit_options(None)) as _,
+                    ))
+                }
+                _ => Ok(Transformed::no(node)),
+            }
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "bounded_topk_aggregation"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
 /// The lake columns an optimized plan reads, from the projections of its scans.
 fn columns_read(plan: &LogicalPlan) -> Vec<String> {
     use datafusion::common::tree_node::TreeNodeRecursion;
@@ -634,6 +688,7 @@ mod tests {
     fn state() -> Arc<SessionState> {
         let mut state = datafusion::execution::SessionStateBuilder::new()
             .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(BoundedTopKAggregation))
             .with_physical_optimizer_rule(Arc::new(CooperativeEverywhere))
             .build();
         datafusion::execution::FunctionRegistry::register_udf(
@@ -681,5 +736,49 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.code, crate::sql::error::code::INTERNAL_ERROR);
+    }
+
+    async fn answer(sql: &str) -> Vec<datafusion::arrow::record_batch::RecordBatch> {
+        let state = state();
+        let plan = state.create_logical_plan(sql).await.unwrap();
+        let options = StartOptions {
+            query_id: 7,
+            memory_limit: 1 << 30,
+            governed_explain: false,
+        };
+        let mut stream = start(state, plan, options, None, None);
+        let mut batches = Vec::new();
+        while let Some(batch) = stream.next().await {
+            batches.push(batch.unwrap_or_else(|err| panic!("{sql}: {err}")));
+        }
+        batches
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_limit_meaning_no_limit_is_not_allocated_up_front() {
+        // Found by fuzz/ (statements): the grouped top-k aggregation sized its hash table by
+        // the limit and panicked with "Hash table capacity overflow".
+        for (sql, rows) in [
+            (
+                "select distinct value % 7 v from generate_series(1, 1000) order by v desc limit 9223372036854775807",
+                7,
+            ),
+            (
+                "select value % 5 k, max(value) m from generate_series(1, 1000) group by k order by m desc limit 9223372036854775807",
+                5,
+            ),
+            (
+                "select * from ((select 1.5::float8 a) union (select 2.5::float8 a) order by 1 desc limit 9223372036854775807 offset 0) t",
+                2,
+            ),
+            // Small limits keep the top-k aggregation, and answer the same.
+            (
+                "select distinct value % 7 v from generate_series(1, 1000) order by v desc limit 3",
+                3,
+            ),
+        ] {
+            let got: usize = answer(sql).await.iter().map(|b| b.num_rows()).sum();
+            assert_eq!(got, rows, "{sql}");
+        }
     }
 }

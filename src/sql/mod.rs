@@ -154,6 +154,7 @@ pub fn base_state() -> SessionState {
         .with_config(config)
         .with_default_features()
         .with_query_planner(Arc::new(enforce::LakehouseQueryPlanner))
+        .with_physical_optimizer_rule(Arc::new(exec::BoundedTopKAggregation))
         .with_physical_optimizer_rule(Arc::new(exec::CooperativeEverywhere))
         .with_type_planner(Arc::new(compat::PgTypePlanner))
         .with_optimizer_rule(Arc::new(crate::catalog::system::EmptySystemRelations));

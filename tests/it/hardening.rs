@@ -164,6 +164,35 @@ async fn duplicate_output_names_are_kept_as_postgres_does() {
     server.stop().await;
 }
 
+/// Found by fuzz/ (statements, `fuzz/regressions/statements/found-topk-aggregation-limit-overflow`):
+/// DataFusion's grouped top-k aggregation allocated its hash table for the whole limit, and
+/// `LIMIT 9223372036854775807` (what tools write for "no limit") panicked the query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_limit_on_an_ordered_aggregation_is_answered() {
+    let server = TestServer::start().await;
+    let client = server.connect("bob").await;
+    let all = i64::MAX;
+    for (sql, expected) in [
+        (format!("select count(*) from (select distinct id_patient from dbo.fact_events order by id_patient desc limit {all}) t"), 40),
+        (format!("select count(*) from (select id_patient, max(id) m from dbo.fact_events group by id_patient order by m desc limit {all}) t"), 40),
+        (format!("select count(*) from ((select id_patient from dbo.fact_events) union (select id_patient from dbo.dim_patient) order by 1 desc limit {all} offset 0) t"), 40),
+        // A large limit that could be allocated, but only at a cost out of any budget.
+        ("select count(*) from (select distinct id_patient from dbo.fact_events order by id_patient limit 500000000) t".to_string(), 40),
+    ] {
+        assert_eq!(rows(&client, &sql).await, count(expected), "{sql}");
+        let got: i64 = client.query_one(&sql, &[]).await.unwrap().get(0);
+        assert_eq!(got, expected as i64, "{sql}");
+    }
+    // Small limits keep DataFusion's top-k aggregation, with the same answers.
+    let top = rows(
+        &client,
+        "select id_patient, max(id) m from dbo.fact_events group by id_patient order by m desc limit 2",
+    )
+    .await;
+    assert_eq!(top.len(), 2);
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn planning_counts_toward_statement_timeout_and_cancel() {
     let server = TestServer::start().await;
