@@ -529,8 +529,110 @@ impl Session for StatementSession<'_> {
 /// aborted: a canceled or timed-out query would keep burning CPU until it finishes. Wrapping
 /// every inner operator in `CooperativeExec` costs one budget check per batch and makes every
 /// query stop at its next batch once its stream is dropped.
+///
+/// The rule descends only through DataFusion's operators and ours. An operator of another
+/// crate (deltalake's `DeltaScanExec`) is wrapped from outside but never rewritten inside: its
+/// children are its own business, and deltalake's deletion-vector scan refuses any child it did
+/// not plan ("DV child contains unsupported node CooperativeExec").
 #[derive(Debug, Default)]
 pub struct CooperativeEverywhere;
+
+impl CooperativeEverywhere {
+    fn cooperate(
+        node: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    ) -> datafusion::common::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        use datafusion::physical_plan::coop::CooperativeExec;
+        use datafusion::physical_plan::execution_plan::SchedulingType;
+        let children = node.children();
+        if children.is_empty() {
+            return Ok(node);
+        }
+        let any: &dyn std::any::Any = node.as_ref();
+        if any.downcast_ref::<CooperativeExec>().is_some() {
+            return Ok(node);
+        }
+        let node = if owned_operator(node.as_ref()) {
+            let children: Vec<_> = children.into_iter().cloned().collect();
+            let rewritten = children
+                .iter()
+                .map(|child| Self::cooperate(Arc::clone(child)))
+                .collect::<datafusion::common::Result<Vec<_>>>()?;
+            let changed = rewritten
+                .iter()
+                .zip(&children)
+                .any(|(new, old)| !Arc::ptr_eq(new, old));
+            if changed {
+                use datafusion::physical_plan::execution_plan::{
+                    ChildrenPropertiesMode, ReplaceChildrenOptions,
+                };
+                node.replace_children(
+                    rewritten,
+                    ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+                )?
+            } else {
+                node
+            }
+        } else {
+            node
+        };
+        if node.properties().scheduling_type == SchedulingType::Cooperative {
+            return Ok(node);
+        }
+        Ok(Arc::new(CooperativeExec::new(node)))
+    }
+}
+
+/// Whether an operator is DataFusion's or ours, so that a rule of ours may rewrite its children.
+fn owned_operator(node: &dyn datafusion::physical_plan::ExecutionPlan) -> bool {
+    use datafusion::physical_plan::{
+        aggregates::AggregateExec, analyze::AnalyzeExec, async_func::AsyncFuncExec,
+        buffer::BufferExec, coalesce_partitions::CoalescePartitionsExec, filter::FilterExec,
+        joins::CrossJoinExec, joins::HashJoinExec, joins::NestedLoopJoinExec,
+        joins::PiecewiseMergeJoinExec, joins::SortMergeJoinExec, joins::SymmetricHashJoinExec,
+        limit::GlobalLimitExec, limit::LocalLimitExec, projection::ProjectionExec,
+        recursive_query::RecursiveQueryExec, repartition::RepartitionExec,
+        scalar_subquery::ScalarSubqueryExec, sorts::partial_sort::PartialSortExec,
+        sorts::partitioned_topk::PartitionedTopKExec, sorts::sort::SortExec,
+        sorts::sort_preserving_merge::SortPreservingMergeExec, union::InterleaveExec,
+        union::UnionExec, unnest::UnnestExec, windows::BoundedWindowAggExec,
+        windows::WindowAggExec,
+    };
+    let any: &dyn std::any::Any = node;
+    macro_rules! one_of {
+        ($($t:ty),* $(,)?) => { false $(|| any.downcast_ref::<$t>().is_some())* };
+    }
+    one_of!(
+        AggregateExec,
+        AnalyzeExec,
+        AsyncFuncExec,
+        BufferExec,
+        CoalescePartitionsExec,
+        FilterExec,
+        CrossJoinExec,
+        HashJoinExec,
+        NestedLoopJoinExec,
+        PiecewiseMergeJoinExec,
+        SortMergeJoinExec,
+        SymmetricHashJoinExec,
+        GlobalLimitExec,
+        LocalLimitExec,
+        ProjectionExec,
+        RecursiveQueryExec,
+        RepartitionExec,
+        ScalarSubqueryExec,
+        PartialSortExec,
+        PartitionedTopKExec,
+        SortExec,
+        SortPreservingMergeExec,
+        InterleaveExec,
+        UnionExec,
+        UnnestExec,
+        BoundedWindowAggExec,
+        WindowAggExec,
+        super::enforce::SecurityBarrierExec,
+        super::explain::GovernedAnalyzeExec,
+    )
+}
 
 impl datafusion::physical_optimizer::PhysicalOptimizerRule for CooperativeEverywhere {
     fn optimize(
@@ -538,21 +640,8 @@ impl datafusion::physical_optimizer::PhysicalOptimizerRule for CooperativeEveryw
         plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
         _config: &datafusion::config::ConfigOptions,
     ) -> datafusion::common::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
-        use datafusion::common::tree_node::{Transformed, TreeNode};
-        use datafusion::physical_plan::coop::CooperativeExec;
-        use datafusion::physical_plan::execution_plan::SchedulingType;
-        plan.transform_up(|node| {
-            let any: &dyn std::any::Any = node.as_ref();
-            let skip = node.children().is_empty()
-                || any.downcast_ref::<CooperativeExec>().is_some()
-                || node.properties().scheduling_type == SchedulingType::Cooperative;
-            if skip {
-                Ok(Transformed::no(node))
-            } else {
-                Ok(Transformed::yes(Arc::new(CooperativeExec::new(node)) as _))
-            }
-        })
-        .map(|t| t.data)
+        // Recursion bounded by the plan's depth, which `shape` bounds, on a statement stack.
+        Self::cooperate(plan)
     }
 
     fn name(&self) -> &str {

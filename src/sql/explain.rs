@@ -253,7 +253,7 @@ impl fmt::Display for Default<'_> {
 
 /// Runs its input to the end, then answers one row: the plan with metrics.
 #[derive(Debug)]
-struct GovernedAnalyzeExec {
+pub(crate) struct GovernedAnalyzeExec {
     properties: Arc<PlanProperties>,
     verbose: bool,
     input: Arc<dyn ExecutionPlan>,
