@@ -15,6 +15,9 @@ use crate::policy::Policy;
 pub struct CheckReport {
     /// Problems that do not stop the server (a table not in the lake yet, say).
     pub warnings: Vec<String>,
+    /// One line per table: whether `serve` will serve it, and if not why (a Delta reader
+    /// feature outside the profile of [`crate::lake::features`], say).
+    pub tables: Vec<String>,
     /// One line for the terminal.
     pub summary: String,
 }
@@ -65,12 +68,21 @@ pub async fn run(
     let registry = Registry::open(def, crate::sql::base_state()).await;
     let catalog = registry.snapshot();
     let mut warnings = model_warnings;
+    let mut tables = Vec::new();
     for entry in catalog.tables.values() {
-        if let TableStatus::Broken(reason) = &entry.status {
-            warnings.push(format!(
-                "table \"{}.{}\" is not readable: {reason}",
-                entry.schema, entry.name
-            ));
+        let name = format!("{}.{}", entry.schema, entry.name);
+        match &entry.status {
+            TableStatus::Ready(ready) => tables.push(match ready.version {
+                Some(version) => format!(
+                    "{name}: served (Delta version {version}, {} file(s))",
+                    ready.n_files
+                ),
+                None => format!("{name}: served (Parquet, {} file(s))", ready.n_files),
+            }),
+            TableStatus::Broken(reason) => {
+                tables.push(format!("{name}: refused: {reason}"));
+                warnings.push(format!("table \"{name}\" is not readable: {reason}"));
+            }
         }
     }
     let (policy, policy_warnings) = load_policy(&config, &catalog).await?;
@@ -78,6 +90,7 @@ pub async fn run(
     let n_users = policy.users().count();
     Ok(CheckReport {
         warnings,
+        tables,
         summary: format!(
             "ok: {} table(s) in {} schema(s), {} user(s), {} role(s), {} mask(s), {} row filter(s)",
             catalog.tables.len(),

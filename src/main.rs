@@ -321,6 +321,9 @@ fn run_check(args: CheckArgs) -> ExitCode {
                 for warning in &report.warnings {
                     eprintln!("warning: {warning}");
                 }
+                for table in &report.tables {
+                    println!("{table}");
+                }
                 println!("{}", report.summary);
                 ExitCode::SUCCESS
             }

@@ -2,6 +2,8 @@
 //! `deltalake`.
 //!
 //! - [`StorageLocation`]: a URL plus the storage options of its credential.
+//! - [`features`]: the Delta reader profile, which table features are served and why the
+//!   others are refused (also `sys.delta_features` and the README's table).
 //! - [`table`]: open a table, check that we can read it correctly, refresh it to a newer
 //!   version, and hand DataFusion a provider pinned to one snapshot.
 //! - [`write`](mod@write): the writes that ingest and stream need (append, overwrite, merge), each able to
@@ -9,6 +11,7 @@
 //!
 //! Serving never calls [`write`](mod@write); ARCHITECTURE.md states that invariant.
 
+pub mod features;
 pub mod table;
 pub mod write;
 

@@ -46,6 +46,14 @@ impl TableHandle {
                     deltalake::DeltaTableError::NotATable(_) => Error::NotATable {
                         location: location.display(),
                     },
+                    // The kernel refuses a catalog-managed table before any protocol check of
+                    // ours can run; say it in the profile's words.
+                    other if other.to_string().contains("catalog-managed") => {
+                        Error::UnsupportedFeatures {
+                            location: location.display(),
+                            features: super::features::describe("catalogManaged"),
+                        }
+                    }
                     other => Error::Delta(other),
                 })?;
         check_readable(&table, location)?;
@@ -159,8 +167,22 @@ impl TableHandle {
 }
 
 /// Refuses tables whose reader features we do not implement: wrong results are worse than none.
+/// Our own reader profile ([`super::features`]) decides and says why; deltalake's checker runs
+/// after it, so a feature we list as served but deltalake cannot read is still refused.
 fn check_readable(table: &DeltaTable, location: &StorageLocation) -> Result<()> {
     let snapshot = table.snapshot()?;
+    let protocol = serde_json::to_value(snapshot.protocol()).unwrap_or_default();
+    let refused = super::features::refused(&protocol);
+    if !refused.is_empty() {
+        return Err(Error::UnsupportedFeatures {
+            location: location.display(),
+            features: refused
+                .iter()
+                .map(|(name, why)| format!("{name} ({why})"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
     deltalake::kernel::transaction::PROTOCOL
         .can_read_from_protocol(snapshot.protocol())
         .map_err(|err| Error::UnsupportedFeatures {

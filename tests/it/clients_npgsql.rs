@@ -780,6 +780,7 @@ async fn power_bi_sequence_type_batch_navigator_import_and_direct_query() {
         ("dbo", "dim_patient", "BASE TABLE"),
         ("dbo", "fact_events", "BASE TABLE"),
         ("sys", "audit_log", "VIEW"),
+        ("sys", "delta_features", "VIEW"),
         ("sys", "lake_tables", "VIEW"),
     ]
     .iter()

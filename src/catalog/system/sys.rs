@@ -48,6 +48,7 @@ pub const SYS_TABLES: &[(&str, &[&str])] = &[
             "status",
         ],
     ),
+    ("delta_features", &["feature", "kind", "reading", "reason"]),
 ];
 
 /// The `sys` tables.
@@ -61,6 +62,11 @@ pub static TABLES: &[SystemTableDef] = &[
         name: "lake_tables",
         schema: lake_tables_schema,
         rows: lake_tables,
+    },
+    SystemTableDef {
+        name: "delta_features",
+        schema: delta_features_schema,
+        rows: delta_features,
     },
 ];
 
@@ -158,4 +164,30 @@ fn lake_tables(session: &SessionCatalog) -> Result<RecordBatch> {
         })
         .collect();
     build(&lake_tables_schema(), &rows)
+}
+
+fn delta_features_schema() -> SchemaRef {
+    schema(&[
+        ("feature", Col::Text),
+        ("kind", Col::Text),
+        ("reading", Col::Text),
+        ("reason", Col::Text),
+    ])
+}
+
+/// The Delta reader profile ([`crate::lake::features::PROFILE`]): per table feature, whether a
+/// table that needs it is served.
+fn delta_features(_session: &SessionCatalog) -> Result<RecordBatch> {
+    let rows: Vec<Vec<V>> = crate::lake::features::PROFILE
+        .iter()
+        .map(|f| {
+            vec![
+                f.name.to_string().into(),
+                f.kind.to_string().into(),
+                f.reading.to_string().into(),
+                f.why.to_string().into(),
+            ]
+        })
+        .collect();
+    build(&delta_features_schema(), &rows)
 }
