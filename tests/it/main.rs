@@ -15,6 +15,10 @@ mod governance;
 /// users, idle and malformed connections, password guessing, the memory budget.
 mod hardening;
 
+/// Delta tables as Databricks, Fabric and Spark write them (hand-written from the protocol):
+/// deletion vectors, column mapping, v2 checkpoints, table features served or refused by name.
+mod delta_interop;
+
 /// Power BI as Npgsql 4.0.17 drives the wire: TLS 1.2, SCRAM, type batch, navigator, folding.
 mod clients_npgsql;
 

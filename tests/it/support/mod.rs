@@ -1,5 +1,6 @@
 //! Test servers over temporary lakes, and clients to talk to them.
 
+pub mod delta_protocol;
 pub mod fixture;
 
 use std::net::SocketAddr;
@@ -32,6 +33,9 @@ pub struct Setup {
     pub tables: Vec<fixture::Table>,
     /// catalog/*.yaml content: (file name, text); none means the default discovery of gold.
     pub catalog: Vec<(String, String)>,
+    /// The server's directory, when the test has already written tables into its `lake/`
+    /// (hand-written Delta logs); a new temporary directory otherwise.
+    pub dir: Option<tempfile::TempDir>,
 }
 
 impl Default for Setup {
@@ -41,6 +45,7 @@ impl Default for Setup {
             grants: vec![("users.yaml".to_string(), default_grants())],
             tables: fixture::hospital(),
             catalog: Vec::new(),
+            dir: None,
         }
     }
 }
@@ -111,8 +116,8 @@ impl TestServer {
     }
 
     /// A server from a setup.
-    pub async fn start_with(setup: Setup) -> TestServer {
-        let (dir, config_path) = prepare(&setup).await;
+    pub async fn start_with(mut setup: Setup) -> TestServer {
+        let (dir, config_path) = prepare(&mut setup).await;
         let config = load(&config_path);
         let app = App::build(config).await.unwrap();
         let addr = app.local_addr();
@@ -133,8 +138,11 @@ impl TestServer {
 }
 
 /// Writes a setup's lake, grants and lakehouse.yaml into a new temporary directory.
-pub async fn prepare(setup: &Setup) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
+pub async fn prepare(setup: &mut Setup) -> (tempfile::TempDir, PathBuf) {
+    let dir = match setup.dir.take() {
+        Some(dir) => dir,
+        None => tempfile::tempdir().unwrap(),
+    };
     let lake = dir.path().join("lake");
     std::fs::create_dir_all(&lake).unwrap();
     for table in &setup.tables {
@@ -224,9 +232,9 @@ pub struct ChildServer {
 
 impl ChildServer {
     /// Starts the built binary on a setup and waits until it listens.
-    pub async fn spawn(setup: Setup) -> ChildServer {
+    pub async fn spawn(mut setup: Setup) -> ChildServer {
         use tokio::io::AsyncBufReadExt;
-        let (dir, config_path) = prepare(&setup).await;
+        let (dir, config_path) = prepare(&mut setup).await;
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lakehouse"))
             .arg("serve")
             .arg("--config")
