@@ -208,6 +208,16 @@ async fn deletion_vectors_in_some_files_answer_exactly() {
     check_served(&server, &live).await;
     // Again: the second answers come from the result cache.
     check_served(&server, &live).await;
+    let alice = server.connect("alice").await;
+    assert_ne!(
+        rows(
+            &alice,
+            "select count(*) from sys.audit_log where result_cache = 'hit'"
+        )
+        .await,
+        vec![vec![Some("0".to_string())]],
+        "the second round is answered from the result cache"
+    );
 
     // A second DELETE, now on file A and again on C (its vector replaced by a larger one).
     let remove_a = table.remove(&a);
@@ -416,6 +426,106 @@ async fn unknown_and_unsupported_reader_features_are_refused_by_name() {
             .any(|l| l.starts_with("dbo.dim_patient: served")),
         "{:?}",
         report.tables
+    );
+    server.stop().await;
+}
+
+/// `timestampNtz`: wall-clock times served as `timestamp without time zone`, unchanged, beside
+/// instants served as `timestamp with time zone`, in text and binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamp_ntz_columns_are_served_unchanged() {
+    use datafusion::arrow::array::{Int32Array, TimestampMicrosecondArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    // 2024-03-31 01:30:00 (the hour Lisbon skips to summer time), and 1969-12-31 23:59:59.5.
+    let micros = [1_711_848_600_000_000i64, -500_000];
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int32, false),
+        Field::new(
+            "seen_at",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            true,
+        ),
+        Field::new(
+            "recorded_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+    ]));
+    let batch = datafusion::arrow::record_batch::RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int32Array::from(vec![1, 2])),
+            Arc::new(TimestampMicrosecondArray::from(micros.to_vec())),
+            Arc::new(TimestampMicrosecondArray::from(micros.to_vec()).with_timezone("UTC")),
+        ],
+    )
+    .unwrap();
+    let schema_string = serde_json::json!({"type": "struct", "fields": [
+        {"name": "id", "type": "integer", "nullable": false, "metadata": {}},
+        {"name": "seen_at", "type": "timestamp_ntz", "nullable": true, "metadata": {}},
+        {"name": "recorded_at", "type": "timestamp", "nullable": true, "metadata": {}},
+    ]})
+    .to_string();
+    crate::support::delta_protocol::write_plain_table(
+        &lake(&dir),
+        "device_clock",
+        protocol(&["timestampNtz"], &["timestampNtz"]),
+        &schema_string,
+        &batch,
+    );
+    let mut setup = setup(dir);
+    setup.tables = fixture::hospital();
+    let server = TestServer::start_with(setup).await;
+    let alice = server.connect("alice").await;
+    assert_eq!(
+        rows(
+            &alice,
+            "select id, seen_at, recorded_at from device_clock order by id"
+        )
+        .await,
+        vec![
+            vec![
+                Some("1".to_string()),
+                Some("2024-03-31 01:30:00".to_string()),
+                Some("2024-03-31 01:30:00+00".to_string()),
+            ],
+            vec![
+                Some("2".to_string()),
+                Some("1969-12-31 23:59:59.5".to_string()),
+                Some("1969-12-31 23:59:59.5+00".to_string()),
+            ],
+        ]
+    );
+    let binary: Vec<(chrono::NaiveDateTime, chrono::DateTime<chrono::Utc>)> = alice
+        .query(
+            "select seen_at, recorded_at from device_clock order by id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    for ((seen, recorded), us) in binary.iter().zip(micros) {
+        let expected = chrono::DateTime::from_timestamp_micros(us).unwrap();
+        assert_eq!(*recorded, expected);
+        assert_eq!(*seen, expected.naive_utc());
+    }
+    assert_eq!(
+        rows(
+            &alice,
+            "select data_type from information_schema.columns \
+             where table_name = 'device_clock' order by ordinal_position"
+        )
+        .await,
+        vec![
+            vec![Some("integer".to_string())],
+            vec![Some("timestamp without time zone".to_string())],
+            vec![Some("timestamp with time zone".to_string())],
+        ]
     );
     server.stop().await;
 }

@@ -483,3 +483,41 @@ fn serialized_bitmap(deleted: &[u64]) -> Vec<u8> {
     bitmap.serialize_into(&mut data).unwrap();
     data
 }
+
+/// Writes a one-file table with any columns: `schema_string` is the metaData's schema (logical
+/// names), `batch` the file's content (physical names equal logical ones: no column mapping).
+pub fn write_plain_table(
+    lake: &Path,
+    name: &str,
+    protocol: Value,
+    schema_string: &str,
+    batch: &RecordBatch,
+) {
+    let dir = lake.join("gold/ikhospital").join(name);
+    std::fs::create_dir_all(dir.join("_delta_log")).unwrap();
+    let file_name = format!("part-00000-{}-c000.snappy.parquet", uuid::Uuid::new_v4());
+    let file = std::fs::File::create(dir.join(&file_name)).unwrap();
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    writer.write(batch).unwrap();
+    writer.close().unwrap();
+    let size = std::fs::metadata(dir.join(&file_name)).unwrap().len();
+    let actions = [
+        json!({"commitInfo": {"timestamp": now_ms(), "operation": "WRITE"}}),
+        protocol,
+        json!({"metaData": {
+            "id": uuid::Uuid::new_v4().to_string(),
+            "format": {"provider": "parquet", "options": {}},
+            "schemaString": schema_string,
+            "partitionColumns": [],
+            "configuration": {},
+            "createdTime": now_ms(),
+        }}),
+        json!({"add": {
+            "path": file_name, "partitionValues": {}, "size": size,
+            "modificationTime": now_ms(), "dataChange": true,
+            "stats": json!({"numRecords": batch.num_rows()}).to_string(),
+        }}),
+    ];
+    let text: String = actions.iter().map(|a| format!("{a}\n")).collect();
+    std::fs::write(dir.join("_delta_log/00000000000000000000.json"), text).unwrap();
+}
