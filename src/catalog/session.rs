@@ -9,7 +9,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, SchemaProvider, Session, TableProvider,
 };
@@ -230,21 +230,32 @@ impl SessionCatalog {
                 // Only the columns the user may read exist for them: `SELECT *` expands to
                 // those, and naming another column is "column does not exist".
                 let access = pinned.access(entry);
-                let fields: Vec<_> = ready
-                    .schema
-                    .fields()
-                    .iter()
-                    .zip(access.columns.iter())
-                    .filter(|(_, access)| **access != crate::policy::ColumnAccess::Denied)
-                    .map(|(field, access)| {
-                        if matches!(access, crate::policy::ColumnAccess::Masked(..)) {
-                            // A mask may produce NULL for a NOT NULL column.
-                            Arc::new(field.as_ref().clone().with_nullable(true))
-                        } else {
-                            field.clone()
-                        }
-                    })
-                    .collect();
+                // Instants enter a query labelled with the session time zone (`sql::zone`);
+                // the policy plan that replaces this table casts them the same way.
+                let zone = (self.settings.read().values.get("TimeZone").cloned())
+                    .filter(|zone| zone != crate::sql::zone::UTC);
+                let fields: Vec<_> =
+                    ready
+                        .schema
+                        .fields()
+                        .iter()
+                        .zip(access.columns.iter())
+                        .filter(|(_, access)| **access != crate::policy::ColumnAccess::Denied)
+                        .map(|(field, access)| {
+                            if matches!(access, crate::policy::ColumnAccess::Masked(..)) {
+                                // A mask may produce NULL for a NOT NULL column.
+                                Arc::new(field.as_ref().clone().with_nullable(true))
+                            } else if let Some(zone) = &zone
+                                && matches!(field.data_type(), DataType::Timestamp(_, Some(_)))
+                            {
+                                Arc::new(field.as_ref().clone().with_data_type(
+                                    crate::sql::zone::relabel(field.data_type(), zone),
+                                ))
+                            } else {
+                                field.clone()
+                            }
+                        })
+                        .collect();
                 Ok(Some(Arc::new(GovernedTable {
                     entry: entry.clone(),
                     schema: Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),

@@ -1056,7 +1056,8 @@ async fn send_outcome(
                 encoder: RowEncoder::new(
                     fields.iter().map(|f| f.pg_type).collect(),
                     formats.to_vec(),
-                ),
+                )
+                .with_zone(crate::sql::zone::zone(&live.query.settings().time_zone())),
                 pending: None,
                 n_rows: 0,
                 tag,
@@ -1248,12 +1249,14 @@ async fn extended(
                 }
             };
             let mut params = Vec::with_capacity(n_params);
+            let zone = crate::sql::zone::zone(&live.query.settings().time_zone());
             for (idx, value) in bind.parameters.iter().enumerate() {
                 params.push(
                     super::params::decode(
                         value.as_ref(),
                         prepared.param_types[idx],
                         param_formats[idx],
+                        zone.as_ref(),
                     )
                     .map_err(client_error)?,
                 );

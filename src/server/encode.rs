@@ -69,6 +69,8 @@ impl Format {
 #[derive(Debug, Clone)]
 pub struct RowEncoder {
     columns: Vec<(PgType, Format)>,
+    /// The session time zone `timestamptz` text is shown in; `None` is UTC.
+    zone: Option<chrono_tz::Tz>,
 }
 
 impl RowEncoder {
@@ -76,7 +78,14 @@ impl RowEncoder {
     pub fn new(types: Vec<PgType>, formats: Vec<Format>) -> RowEncoder {
         RowEncoder {
             columns: types.into_iter().zip(formats).collect(),
+            zone: None,
         }
+    }
+
+    /// Shows `timestamptz` text in this session time zone (`sql::zone::zone` of its name).
+    pub fn with_zone(mut self, zone: Option<chrono_tz::Tz>) -> RowEncoder {
+        self.zone = zone;
+        self
     }
 
     /// Appends one DataRow message per row of `batch` to `out`.
@@ -110,7 +119,7 @@ impl RowEncoder {
                 match format {
                     Format::Text => {
                         text.clear();
-                        write_text(array.as_ref(), row, pg_type, &mut text)?;
+                        write_text(array.as_ref(), row, pg_type, self.zone.as_ref(), &mut text)?;
                         out.put_slice(text.as_bytes());
                     }
                     Format::Binary => write_binary(array.as_ref(), row, pg_type, out)?,
@@ -142,6 +151,7 @@ fn write_text(
     array: &dyn Array,
     row: usize,
     pg_type: &PgType,
+    zone: Option<&chrono_tz::Tz>,
     out: &mut String,
 ) -> Result<(), String> {
     macro_rules! prim {
@@ -251,9 +261,13 @@ fn write_text(
         }
         DataType::Timestamp(unit, tz) => {
             let micros = timestamp_micros(array, row, *unit);
-            timestamp_text(micros, out);
             if tz.is_some() {
-                out.push_str("+00");
+                // An instant: its wall-clock time in the session zone, and that zone's offset.
+                let mut offset = String::new();
+                let shift = crate::sql::zone::format_offset(zone, micros, &mut offset);
+                timestamp_text(micros.saturating_add(shift), &offset, out);
+            } else {
+                timestamp_text(micros, "", out);
             }
         }
         DataType::Time32(_) | DataType::Time64(_) => {
@@ -269,7 +283,7 @@ fn write_text(
                 json_text(array, row, out)?;
             } else {
                 let values = list_value(array, row);
-                array_text(values.as_ref(), pg_type, out)?;
+                array_text(values.as_ref(), pg_type, zone, out)?;
             }
         }
         DataType::Struct(_) | DataType::Map(_, _) => json_text(array, row, out)?,
@@ -299,7 +313,12 @@ fn list_value(array: &dyn Array, row: usize) -> ArrayRef {
 }
 
 /// PostgreSQL's array output: `{1,2,NULL,"a b"}`.
-fn array_text(values: &dyn Array, pg_type: &PgType, out: &mut String) -> Result<(), String> {
+fn array_text(
+    values: &dyn Array,
+    pg_type: &PgType,
+    zone: Option<&chrono_tz::Tz>,
+    out: &mut String,
+) -> Result<(), String> {
     let element = pg_type.element().unwrap_or(PgType::plain(oid::TEXT));
     out.push('{');
     let mut item = String::new();
@@ -312,7 +331,7 @@ fn array_text(values: &dyn Array, pg_type: &PgType, out: &mut String) -> Result<
             continue;
         }
         item.clear();
-        write_text(values, idx, &element, &mut item)?;
+        write_text(values, idx, &element, zone, &mut item)?;
         let needs_quotes = item.is_empty()
             || item.eq_ignore_ascii_case("null")
             || item
@@ -388,6 +407,7 @@ fn scalar_json(value: &datafusion::common::ScalarValue) -> serde_json::Value {
                         array.as_ref(),
                         0,
                         &pgtype::pg_type_of(array.data_type()),
+                        None,
                         &mut text,
                     )
                     .is_ok()
@@ -563,7 +583,8 @@ fn timestamp_micros(array: &dyn Array, row: usize, unit: TimeUnit) -> i64 {
     .unwrap_or_default()
 }
 
-fn timestamp_text(micros: i64, out: &mut String) {
+/// `YYYY-MM-DD HH:MM:SS[.ffffff]`, then `offset` (empty for a `timestamp`), then ` BC`.
+fn timestamp_text(micros: i64, offset: &str, out: &mut String) {
     let secs = micros.div_euclid(1_000_000);
     let frac = micros.rem_euclid(1_000_000);
     match chrono::DateTime::from_timestamp(secs, 0) {
@@ -594,6 +615,7 @@ fn timestamp_text(micros: i64, out: &mut String) {
                 );
             }
             fraction(frac, out);
+            out.push_str(offset);
             if year <= 0 {
                 out.push_str(" BC");
             }
@@ -1039,7 +1061,7 @@ mod tests {
         decimal_text(5, 3, &mut s);
         assert_eq!(s, "0.005");
         s.clear();
-        timestamp_text(1_700_000_000_123_400, &mut s);
+        timestamp_text(1_700_000_000_123_400, "", &mut s);
         assert_eq!(s, "2023-11-14 22:13:20.1234");
         s.clear();
         date_text(0, &mut s);

@@ -8,11 +8,13 @@ use crate::sql::QueryError;
 use crate::sql::error::code;
 
 /// Decodes one parameter value (`None` = SQL NULL) of type `type_oid` in `format` (0 text,
-/// 1 binary).
+/// 1 binary). `zone` is the session time zone (`None`: UTC), in which a `timestamptz` written
+/// without an offset is read.
 pub fn decode(
     value: Option<&Bytes>,
     type_oid: u32,
     format: i16,
+    zone: Option<&chrono_tz::Tz>,
 ) -> Result<ScalarValue, QueryError> {
     let Some(bytes) = value else {
         return Ok(null_of(type_oid));
@@ -22,7 +24,7 @@ pub fn decode(
     }
     let text = std::str::from_utf8(bytes)
         .map_err(|_| QueryError::new("22021", "invalid byte sequence for encoding \"UTF8\""))?;
-    decode_text(text, type_oid)
+    decode_text(text, type_oid, zone)
 }
 
 fn null_of(type_oid: u32) -> ScalarValue {
@@ -38,7 +40,11 @@ fn invalid(type_name: &str, text: &str) -> QueryError {
     )
 }
 
-fn decode_text(text: &str, type_oid: u32) -> Result<ScalarValue, QueryError> {
+fn decode_text(
+    text: &str,
+    type_oid: u32,
+    zone: Option<&chrono_tz::Tz>,
+) -> Result<ScalarValue, QueryError> {
     let t = text.trim();
     Ok(match type_oid {
         oid::BOOL => ScalarValue::Boolean(Some(match t.to_lowercase().as_str() {
@@ -67,7 +73,10 @@ fn decode_text(text: &str, type_oid: u32) -> Result<ScalarValue, QueryError> {
             None,
         ),
         oid::TIMESTAMPTZ => ScalarValue::TimestampMicrosecond(
-            Some(parse_timestamptz(t).ok_or_else(|| invalid("timestamp with time zone", text))?),
+            Some(
+                parse_timestamptz(t, zone)
+                    .ok_or_else(|| invalid("timestamp with time zone", text))?,
+            ),
             Some("UTC".into()),
         ),
         oid::BYTEA => {
@@ -138,7 +147,7 @@ fn parse_timestamp(t: &str) -> Option<i64> {
     None
 }
 
-fn parse_timestamptz(t: &str) -> Option<i64> {
+fn parse_timestamptz(t: &str, zone: Option<&chrono_tz::Tz>) -> Option<i64> {
     if let Ok(ts) = chrono::DateTime::parse_from_rfc3339(t) {
         return Some(ts.timestamp_micros());
     }
@@ -151,8 +160,19 @@ fn parse_timestamptz(t: &str) -> Option<i64> {
             return Some(ts.timestamp_micros());
         }
     }
-    // No offset: the session time zone, which is UTC.
-    parse_timestamp(t)
+    // No offset: a wall-clock time in the session time zone (the earlier of two in the hour
+    // a clock goes back; a time a clock skips is read as if it had not).
+    let local = parse_timestamp(t)?;
+    let Some(zone) = zone else {
+        return Some(local);
+    };
+    use chrono::{Offset, TimeZone};
+    let naive = chrono::DateTime::from_timestamp_micros(local)?.naive_utc();
+    let offset = match zone.offset_from_local_datetime(&naive) {
+        chrono::LocalResult::Single(o) | chrono::LocalResult::Ambiguous(o, _) => o.fix(),
+        chrono::LocalResult::None => zone.offset_from_utc_datetime(&naive).fix(),
+    };
+    local.checked_sub(i64::from(offset.local_minus_utc()) * 1_000_000)
 }
 
 fn parse_bytea(t: &str) -> Option<Vec<u8>> {
@@ -252,36 +272,61 @@ mod tests {
     #[test]
     fn text_and_binary() {
         assert_eq!(
-            decode(Some(&Bytes::from("42")), oid::INT8, 0).unwrap(),
+            decode(Some(&Bytes::from("42")), oid::INT8, 0, None).unwrap(),
             ScalarValue::Int64(Some(42))
         );
         assert_eq!(
-            decode(Some(&Bytes::from(vec![0, 0, 0, 7])), oid::INT4, 1).unwrap(),
+            decode(Some(&Bytes::from(vec![0, 0, 0, 7])), oid::INT4, 1, None).unwrap(),
             ScalarValue::Int32(Some(7))
         );
         assert_eq!(
-            decode(None, oid::INT4, 0).unwrap(),
+            decode(None, oid::INT4, 0, None).unwrap(),
             ScalarValue::Int32(None)
         );
         assert_eq!(
-            decode(Some(&Bytes::from("x")), oid::INT4, 0)
+            decode(Some(&Bytes::from("x")), oid::INT4, 0, None)
                 .unwrap_err()
                 .code,
             "22P02"
         );
         assert_eq!(
-            decode(Some(&Bytes::from("2024-02-29")), oid::DATE, 0).unwrap(),
+            decode(Some(&Bytes::from("2024-02-29")), oid::DATE, 0, None).unwrap(),
             ScalarValue::Date32(Some(19782))
         );
         assert_eq!(
-            decode(Some(&Bytes::from("12.50")), oid::NUMERIC, 0).unwrap(),
+            decode(Some(&Bytes::from("12.50")), oid::NUMERIC, 0, None).unwrap(),
             ScalarValue::Decimal128(Some(1250), 4, 2)
         );
         // numeric_send(12345.678)
         let bytes = Bytes::from(vec![0, 3, 0, 1, 0, 0, 0, 3, 0, 1, 0x09, 0x29, 0x1a, 0x7c]);
         assert_eq!(
-            decode(Some(&bytes), oid::NUMERIC, 1).unwrap(),
+            decode(Some(&bytes), oid::NUMERIC, 1, None).unwrap(),
             ScalarValue::Decimal128(Some(12345678), 38, 3)
+        );
+    }
+
+    #[test]
+    fn timestamptz_text_without_offset_is_read_in_the_session_zone() {
+        let lisbon = crate::sql::zone::zone("Europe/Lisbon");
+        let value = |text: &str, zone: Option<&chrono_tz::Tz>| match decode(
+            Some(&Bytes::from(text.to_string())),
+            oid::TIMESTAMPTZ,
+            0,
+            zone,
+        ) {
+            Ok(ScalarValue::TimestampMicrosecond(Some(v), _)) => v,
+            other => panic!("{other:?}"),
+        };
+        // 2024-06-01 10:00 in Lisbon (summer, +01) is 09:00 UTC.
+        assert_eq!(
+            value("2024-06-01 10:00:00", lisbon.as_ref()),
+            1_717_232_400_000_000
+        );
+        assert_eq!(value("2024-06-01 10:00:00", None), 1_717_236_000_000_000);
+        // An explicit offset wins over the zone.
+        assert_eq!(
+            value("2024-06-01 10:00:00+00", lisbon.as_ref()),
+            1_717_236_000_000_000
         );
     }
 }

@@ -304,11 +304,29 @@ pub async fn policy_subplan(
             format!("table \"{}.{}\" is not available", entry.schema, entry.name),
         ));
     };
+    // Instants labelled with a non-UTC session zone, as `catalog::session` declares them
+    // (`sql::zone`): the cast changes no value.
+    let zone = policy_state
+        .config()
+        .options()
+        .execution
+        .time_zone
+        .clone()
+        .filter(|zone| zone != super::zone::UTC);
     let mut select = Vec::new();
     for (field, column) in ready.schema.fields().iter().zip(&access.columns) {
         let name = quote_ident(field.name());
         match column {
-            ColumnAccess::Allowed => select.push(name),
+            ColumnAccess::Allowed => match &zone {
+                Some(zone) if matches!(field.data_type(), DataType::Timestamp(_, Some(_))) => {
+                    let target = super::zone::relabel(field.data_type(), zone);
+                    select.push(format!(
+                        "arrow_cast({name}, '{}') AS {name}",
+                        target.to_string().replace('\'', "''")
+                    ));
+                }
+                _ => select.push(name),
+            },
             ColumnAccess::Denied => {}
             ColumnAccess::Masked(kind, origin) => {
                 let expr = mask_sql(kind, &name, field.data_type())

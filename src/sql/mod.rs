@@ -29,6 +29,7 @@ pub mod policy_check;
 pub mod session;
 pub mod settings;
 pub mod shape;
+pub mod zone;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -150,6 +151,9 @@ pub fn base_state() -> SessionState {
     options.explain.show_statistics = false;
     // Parquet statistics and page indexes prune files and pages of Delta tables.
     options.execution.parquet.pushdown_filters = false;
+    // The session time zone (UTC until a session sets another): `now()` and `timestamptz`
+    // literals are instants (`sql::zone`).
+    options.execution.time_zone = Some(zone::UTC.to_string());
     let mut builder = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
@@ -157,7 +161,8 @@ pub fn base_state() -> SessionState {
         .with_physical_optimizer_rule(Arc::new(exec::BoundedTopKAggregation))
         .with_physical_optimizer_rule(Arc::new(exec::CooperativeEverywhere))
         .with_type_planner(Arc::new(compat::PgTypePlanner))
-        .with_optimizer_rule(Arc::new(crate::catalog::system::EmptySystemRelations));
+        .with_optimizer_rule(Arc::new(crate::catalog::system::EmptySystemRelations))
+        .with_analyzer_rule(zone::rule());
     // Untyped literals take the other operand's type, as in PostgreSQL (`indisprimary = 't'`).
     builder
         .expr_planners()

@@ -79,6 +79,8 @@ struct Planned {
     access: AccessReport,
     catalog_generation: u64,
     policy_generation: u64,
+    /// The session time zone it was planned in (it labels `timestamptz` values and casts).
+    time_zone: String,
     /// An EXPLAIN of a user without `schema: sys`: rendered by `sql::explain`.
     governed_explain: bool,
     /// The tables and the plan as the result-cache key spells them, for a cacheable plan
@@ -174,7 +176,7 @@ impl QuerySession {
             .map_err(|e| QueryError::from_datafusion(e, 0))?;
         let user = catalog.pinned().principal.user.clone();
         let settings = Settings::new(&user, engine.limits.statement_timeout);
-        let session = QuerySession {
+        let mut session = QuerySession {
             engine,
             catalog,
             state: Arc::new(state),
@@ -211,9 +213,16 @@ impl QuerySession {
         Ok(())
     }
 
-    fn sync_catalog_settings(&self) {
+    fn sync_catalog_settings(&mut self) {
         self.catalog.set_search_path(self.settings.search_path());
         self.catalog.set_values(self.settings.all().clone());
+        // DataFusion reads the session time zone from its configuration (`sql::zone`).
+        let zone = self.settings.time_zone();
+        if self.state.config().options().execution.time_zone.as_deref() != Some(zone.as_str()) {
+            let mut state = self.state.as_ref().clone();
+            state.config_mut().options_mut().execution.time_zone = Some(zone);
+            self.state = Arc::new(state);
+        }
     }
 
     /// Splits a query string into statements, on the statement runtime (the syntax tree of a
@@ -312,6 +321,7 @@ impl QuerySession {
         let policy_generation = self.engine.policies.load().generation;
         if planned.catalog_generation == catalog_generation
             && planned.policy_generation == policy_generation
+            && planned.time_zone == self.settings.time_zone()
         {
             // Still the pinned state of the plan: make the session's view match it.
             self.catalog.pin().map_err(|err| {
@@ -712,6 +722,14 @@ impl Planner {
             access,
             catalog_generation: pinned.catalog.generation,
             policy_generation: pinned.policy.generation,
+            time_zone: self
+                .state
+                .config()
+                .options()
+                .execution
+                .time_zone
+                .clone()
+                .unwrap_or_default(),
             governed_explain: explain.is_some() && !privileged,
             cache_body,
         };

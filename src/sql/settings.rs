@@ -251,6 +251,14 @@ impl Settings {
         (millis > 0).then(|| Duration::from_millis(millis))
     }
 
+    /// The session time zone's canonical name (`UTC` or an IANA name).
+    pub fn time_zone(&self) -> String {
+        self.values
+            .get("TimeZone")
+            .cloned()
+            .unwrap_or_else(|| super::zone::UTC.to_string())
+    }
+
     /// Whether this session's answers may come from (and go to) the result cache.
     pub fn result_cache(&self) -> bool {
         self.values
@@ -389,29 +397,9 @@ impl Settings {
                         Err(invalid("only the postgres interval style is supported"))
                     }
                 }
-                "TimeZone" => {
-                    let upper = trimmed.to_uppercase();
-                    if matches!(
-                        upper.as_str(),
-                        "UTC"
-                            | "GMT"
-                            | "ETC/UTC"
-                            | "Z"
-                            | "ZULU"
-                            | "UCT"
-                            | "+00"
-                            | "+00:00"
-                            | "0"
-                            | "DEFAULT"
-                            | "LOCAL"
-                    ) {
-                        Ok("UTC".to_string())
-                    } else {
-                        Err(invalid(
-                            "times are served in UTC; only the UTC time zone is supported",
-                        ))
-                    }
-                }
+                "TimeZone" => super::zone::canonical(trimmed).ok_or_else(|| {
+                    invalid("use UTC or an IANA time zone name, such as Europe/Lisbon")
+                }),
                 "standard_conforming_strings" => {
                     if matches!(trimmed.to_lowercase().as_str(), "on" | "true" | "1") {
                         Ok("on".to_string())

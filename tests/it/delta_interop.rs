@@ -430,17 +430,18 @@ async fn unknown_and_unsupported_reader_features_are_refused_by_name() {
     server.stop().await;
 }
 
-/// `timestampNtz`: wall-clock times served as `timestamp without time zone`, unchanged, beside
-/// instants served as `timestamp with time zone`, in text and binary.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn timestamp_ntz_columns_are_served_unchanged() {
+/// 2024-03-31 01:30:00 UTC (the hour Lisbon moves to summer time) and 1969-12-31 23:59:59.5
+/// UTC (Portugal kept UTC+1 from 1966 to 1976).
+const CLOCK_MICROS: [i64; 2] = [1_711_848_600_000_000, -500_000];
+
+/// A server whose lake also holds `device_clock (id, seen_at timestamp_ntz, recorded_at
+/// timestamp)`, both timestamp columns holding [`CLOCK_MICROS`].
+async fn clock_server() -> TestServer {
     use datafusion::arrow::array::{Int32Array, TimestampMicrosecondArray};
     use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
     use std::sync::Arc;
 
     let dir = tempfile::tempdir().unwrap();
-    // 2024-03-31 01:30:00 (the hour Lisbon skips to summer time), and 1969-12-31 23:59:59.5.
-    let micros = [1_711_848_600_000_000i64, -500_000];
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int32, false),
         Field::new(
@@ -458,8 +459,8 @@ async fn timestamp_ntz_columns_are_served_unchanged() {
         schema,
         vec![
             Arc::new(Int32Array::from(vec![1, 2])),
-            Arc::new(TimestampMicrosecondArray::from(micros.to_vec())),
-            Arc::new(TimestampMicrosecondArray::from(micros.to_vec()).with_timezone("UTC")),
+            Arc::new(TimestampMicrosecondArray::from(CLOCK_MICROS.to_vec())),
+            Arc::new(TimestampMicrosecondArray::from(CLOCK_MICROS.to_vec()).with_timezone("UTC")),
         ],
     )
     .unwrap();
@@ -478,7 +479,20 @@ async fn timestamp_ntz_columns_are_served_unchanged() {
     );
     let mut setup = setup(dir);
     setup.tables = fixture::hospital();
-    let server = TestServer::start_with(setup).await;
+    TestServer::start_with(setup).await
+}
+
+fn text_rows(rows: &[&[&str]]) -> Vec<Vec<Option<String>>> {
+    rows.iter()
+        .map(|r| r.iter().map(|v| Some(v.to_string())).collect())
+        .collect()
+}
+
+/// `timestampNtz`: wall-clock times served as `timestamp without time zone`, unchanged, beside
+/// instants served as `timestamp with time zone`, in text and binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamp_ntz_columns_are_served_unchanged() {
+    let server = clock_server().await;
     let alice = server.connect("alice").await;
     assert_eq!(
         rows(
@@ -486,18 +500,10 @@ async fn timestamp_ntz_columns_are_served_unchanged() {
             "select id, seen_at, recorded_at from device_clock order by id"
         )
         .await,
-        vec![
-            vec![
-                Some("1".to_string()),
-                Some("2024-03-31 01:30:00".to_string()),
-                Some("2024-03-31 01:30:00+00".to_string()),
-            ],
-            vec![
-                Some("2".to_string()),
-                Some("1969-12-31 23:59:59.5".to_string()),
-                Some("1969-12-31 23:59:59.5+00".to_string()),
-            ],
-        ]
+        text_rows(&[
+            &["1", "2024-03-31 01:30:00", "2024-03-31 01:30:00+00"],
+            &["2", "1969-12-31 23:59:59.5", "1969-12-31 23:59:59.5+00"],
+        ])
     );
     let binary: Vec<(chrono::NaiveDateTime, chrono::DateTime<chrono::Utc>)> = alice
         .query(
@@ -509,7 +515,7 @@ async fn timestamp_ntz_columns_are_served_unchanged() {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    for ((seen, recorded), us) in binary.iter().zip(micros) {
+    for ((seen, recorded), us) in binary.iter().zip(CLOCK_MICROS) {
         let expected = chrono::DateTime::from_timestamp_micros(us).unwrap();
         assert_eq!(*recorded, expected);
         assert_eq!(*seen, expected.naive_utc());
@@ -521,11 +527,137 @@ async fn timestamp_ntz_columns_are_served_unchanged() {
              where table_name = 'device_clock' order by ordinal_position"
         )
         .await,
-        vec![
-            vec![Some("integer".to_string())],
-            vec![Some("timestamp without time zone".to_string())],
-            vec![Some("timestamp with time zone".to_string())],
-        ]
+        text_rows(&[
+            &["integer"],
+            &["timestamp without time zone"],
+            &["timestamp with time zone"]
+        ])
+    );
+    server.stop().await;
+}
+
+/// Session time zones as PostgreSQL has them: `timestamptz` shown, truncated, extracted and
+/// cast in the session's zone (from `SET TIME ZONE` or the startup packet), `timestamp` (NTZ)
+/// untouched, binary values unchanged, the result cache keyed by zone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_time_zones_work_as_in_postgres() {
+    let server = clock_server().await;
+    let alice = server.connect("alice").await;
+    let query = "select recorded_at, seen_at, recorded_at::date, recorded_at::timestamp, \
+                 date_trunc('day', recorded_at), extract(hour from recorded_at) \
+                 from device_clock order by id";
+    // UTC first (and into the result cache).
+    assert_eq!(
+        rows(&alice, query).await,
+        text_rows(&[
+            &[
+                "2024-03-31 01:30:00+00",
+                "2024-03-31 01:30:00",
+                "2024-03-31",
+                "2024-03-31 01:30:00",
+                "2024-03-31 00:00:00+00",
+                "1"
+            ],
+            &[
+                "1969-12-31 23:59:59.5+00",
+                "1969-12-31 23:59:59.5",
+                "1969-12-31",
+                "1969-12-31 23:59:59.5",
+                "1969-12-31 00:00:00+00",
+                "23"
+            ],
+        ])
+    );
+    let lisbon = text_rows(&[
+        &[
+            "2024-03-31 02:30:00+01",
+            "2024-03-31 01:30:00",
+            "2024-03-31",
+            "2024-03-31 02:30:00",
+            "2024-03-31 00:00:00+00",
+            "2",
+        ],
+        &[
+            "1970-01-01 00:59:59.5+01",
+            "1969-12-31 23:59:59.5",
+            "1970-01-01",
+            "1970-01-01 00:59:59.5",
+            "1970-01-01 00:00:00+01",
+            "0",
+        ],
+    ]);
+    rows(&alice, "SET TIME ZONE 'europe/lisbon'").await;
+    assert_eq!(
+        rows(&alice, "show timezone").await,
+        text_rows(&[&["Europe/Lisbon"]])
+    );
+    assert_eq!(rows(&alice, query).await, lisbon, "SET TIME ZONE");
+
+    // The same from the startup packet, as psql's PGTZ and pgJDBC send it.
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(server.addr.port())
+        .user("bob")
+        .password(crate::support::PASSWORD)
+        .dbname("IKHOSPITAL_DW")
+        .options("-c TimeZone=Europe/Lisbon");
+    let (bob, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    assert_eq!(rows(&bob, query).await, lisbon, "startup TimeZone");
+    // Binary values are instants: the zone does not change them.
+    let instants: Vec<chrono::DateTime<chrono::Utc>> = bob
+        .query("select recorded_at from device_clock order by id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let expected: Vec<_> = CLOCK_MICROS
+        .iter()
+        .map(|us| chrono::DateTime::from_timestamp_micros(*us).unwrap())
+        .collect();
+    assert_eq!(instants, expected);
+
+    // Literals without an offset, dates and timestamps become instants in the session zone.
+    assert_eq!(
+        rows(
+            &bob,
+            "select '2024-06-01 10:00:00'::timestamptz, date '2024-06-01'::timestamptz, \
+             timestamp '2024-01-15 12:00:00'::timestamptz, \
+             count(*) filter (where recorded_at < '2024-03-31 02:30:00'), \
+             count(*) filter (where recorded_at <= '2024-03-31 02:30:00') from device_clock"
+        )
+        .await,
+        text_rows(&[&[
+            "2024-06-01 10:00:00+01",
+            "2024-06-01 00:00:00+01",
+            "2024-01-15 12:00:00+00",
+            "1",
+            "2"
+        ]])
+    );
+    // now() is an instant.
+    let statement = bob.prepare("select now()").await.unwrap();
+    assert_eq!(
+        statement.columns()[0].type_(),
+        &tokio_postgres::types::Type::TIMESTAMPTZ
+    );
+    // Elsewhere, with half-hour offsets.
+    rows(&alice, "SET TIME ZONE 'Asia/Kolkata'").await;
+    assert_eq!(
+        rows(&alice, "select recorded_at from device_clock where id = 1").await,
+        text_rows(&[&["2024-03-31 07:00:00+05:30"]])
+    );
+    // Back to UTC: the first answers again.
+    rows(&alice, "SET TimeZone = 'UTC'").await;
+    assert_eq!(
+        rows(&alice, "select recorded_at from device_clock where id = 1").await,
+        text_rows(&[&["2024-03-31 01:30:00+00"]])
+    );
+    assert_eq!(
+        crate::support::sqlstate(&alice, "SET TIME ZONE 'Mars/Olympus_Mons'").await,
+        "22023"
     );
     server.stop().await;
 }
