@@ -243,8 +243,8 @@ async fn deletion_vectors_in_some_files_answer_exactly() {
 }
 
 /// A table as Unity Catalog manages it: `vacuumProtocolCheck`, deletion vectors, column
-/// mapping by name (a renamed column, a dropped and re-added column), a v2 checkpoint with the
-/// commits before it cleaned up, then commits after it.
+/// mapping by name (a renamed column, a dropped and re-added column), a v2 checkpoint with its
+/// files in a Parquet sidecar and the commits before it cleaned up, then commits after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_unity_catalog_managed_table_is_served() {
     let dir = tempfile::tempdir().unwrap();
@@ -280,24 +280,15 @@ async fn a_unity_catalog_managed_table_is_served() {
     table.columns.name.logical = "name";
     let metadata = table.metadata(&config);
     table.commit(vec![metadata.clone()]);
-    // A checkpoint at version 1, then the commits before it are cleaned up.
-    let adds: Vec<_> = table
-        .live_files()
-        .iter()
-        .map(|f| {
-            serde_json::json!({"add": {
-                "path": f.path, "partitionValues": {}, "size": f.size,
-                "modificationTime": 0, "dataChange": false, "stats": f.stats,
-            }})
-        })
-        .collect();
-    table.v2_checkpoint(1, protocol(&reader, &writer), metadata, adds);
-    table.clean_log_before(2);
     // Version 2: a DELETE leaves an on-disk vector on A.
     let remove_a = table.remove(&a);
     let dv = table.on_disk_dv(&[0, 3, 9]);
     let add_a = table.add(&a, Some(dv));
     table.commit(vec![remove_a, add_a]);
+    // A v2 checkpoint at version 2 with its adds (a deletion vector among them) in a Parquet
+    // sidecar, then the commits before it are cleaned up.
+    table.v2_checkpoint_with_sidecar(2, protocol(&reader, &writer), metadata);
+    table.clean_log_before(3);
     // Version 3: DROP COLUMN country, ADD COLUMN country; version 4: new rows with countries.
     table.drop_and_readd_country();
     let metadata = table.metadata(&config);

@@ -384,11 +384,6 @@ impl Table {
         rows
     }
 
-    /// The files live now (for a later DELETE).
-    pub fn live_files(&self) -> Vec<DataFile> {
-        self.live.iter().map(|(f, _, _)| f.clone()).collect()
-    }
-
     /// An inline (`storageType: i`) deletion vector deleting these row indexes.
     pub fn inline_dv(deleted: &[u64]) -> (Value, BTreeSet<u64>) {
         let data = serialized_bitmap(deleted);
@@ -464,6 +459,141 @@ impl Table {
             last.to_string(),
         )
         .unwrap();
+    }
+
+    /// Writes a v2 checkpoint of the live state at `version` as Databricks writes large ones:
+    /// a JSON top-level file (checkpointMetadata, protocol, metaData, one sidecar action) and
+    /// the add actions, deletion vectors included, in a Parquet file under
+    /// `_delta_log/_sidecars/`.
+    pub fn v2_checkpoint_with_sidecar(&self, version: u64, protocol: Value, metadata: Value) {
+        use datafusion::arrow::array::{
+            BooleanArray, Int64Array, MapBuilder, MapFieldNames, StringBuilder, StructArray,
+        };
+        use datafusion::arrow::buffer::NullBuffer;
+        use datafusion::arrow::datatypes::Fields;
+
+        let n = self.live.len();
+        let text =
+            |values: Vec<Option<String>>| -> ArrayRef { Arc::new(StringArray::from(values)) };
+        let mut partition_values = MapBuilder::new(
+            Some(MapFieldNames {
+                entry: "key_value".into(),
+                key: "key".into(),
+                value: "value".into(),
+            }),
+            StringBuilder::new(),
+            StringBuilder::new(),
+        );
+        for _ in 0..n {
+            partition_values.append(true).unwrap();
+        }
+        let partition_values = Arc::new(partition_values.finish()) as ArrayRef;
+        let dv = |key: &str| -> Vec<Option<Value>> {
+            self.live
+                .iter()
+                .map(|(_, _, d)| d.as_ref().and_then(|d| d.get(key).cloned()))
+                .collect()
+        };
+        let dv_fields = Fields::from(vec![
+            Field::new("storageType", DataType::Utf8, false),
+            Field::new("pathOrInlineDv", DataType::Utf8, false),
+            Field::new("offset", DataType::Int32, true),
+            Field::new("sizeInBytes", DataType::Int32, false),
+            Field::new("cardinality", DataType::Int64, false),
+        ]);
+        let as_text = |v: Vec<Option<Value>>| {
+            text(
+                v.into_iter()
+                    .map(|v| v.and_then(|v| v.as_str().map(str::to_string)))
+                    .collect(),
+            )
+        };
+        let as_i32 = |v: Vec<Option<Value>>| -> ArrayRef {
+            Arc::new(Int32Array::from(
+                v.into_iter()
+                    .map(|v| v.and_then(|v| v.as_i64()).map(|v| v as i32))
+                    .collect::<Vec<_>>(),
+            ))
+        };
+        let present: Vec<bool> = self.live.iter().map(|(_, _, d)| d.is_some()).collect();
+        let deletion_vector = StructArray::try_new(
+            dv_fields.clone(),
+            vec![
+                as_text(dv("storageType")),
+                as_text(dv("pathOrInlineDv")),
+                as_i32(dv("offset")),
+                as_i32(dv("sizeInBytes")),
+                Arc::new(Int64Array::from(
+                    dv("cardinality")
+                        .into_iter()
+                        .map(|v| v.and_then(|v| v.as_i64()))
+                        .collect::<Vec<_>>(),
+                )),
+            ],
+            Some(NullBuffer::from(present)),
+        )
+        .unwrap();
+        let add_fields = Fields::from(vec![
+            Field::new("path", DataType::Utf8, false),
+            Field::new(
+                "partitionValues",
+                partition_values.data_type().clone(),
+                false,
+            ),
+            Field::new("size", DataType::Int64, false),
+            Field::new("modificationTime", DataType::Int64, false),
+            Field::new("dataChange", DataType::Boolean, false),
+            Field::new("stats", DataType::Utf8, true),
+            Field::new("deletionVector", DataType::Struct(dv_fields), true),
+        ]);
+        let add = StructArray::try_new(
+            add_fields.clone(),
+            vec![
+                text(
+                    self.live
+                        .iter()
+                        .map(|(f, _, _)| Some(f.path.clone()))
+                        .collect(),
+                ),
+                partition_values,
+                Arc::new(Int64Array::from_iter_values(
+                    self.live.iter().map(|(f, _, _)| f.size as i64),
+                )),
+                Arc::new(Int64Array::from_iter_values(
+                    self.live.iter().map(|_| now_ms()),
+                )),
+                Arc::new(BooleanArray::from(vec![false; n])),
+                text(
+                    self.live
+                        .iter()
+                        .map(|(f, _, _)| Some(f.stats.clone()))
+                        .collect(),
+                ),
+                Arc::new(deletion_vector),
+            ],
+            None,
+        )
+        .unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "add",
+            DataType::Struct(add_fields),
+            true,
+        )]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(add)]).unwrap();
+        let sidecars = self.dir.join("_delta_log/_sidecars");
+        std::fs::create_dir_all(&sidecars).unwrap();
+        let sidecar = format!("{}.parquet", uuid::Uuid::new_v4());
+        let file = std::fs::File::create(sidecars.join(&sidecar)).unwrap();
+        let mut writer = ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let size = std::fs::metadata(sidecars.join(&sidecar)).unwrap().len();
+        let action = json!({"sidecar": {
+            "path": sidecar,
+            "sizeInBytes": size,
+            "modificationTime": now_ms(),
+        }});
+        self.v2_checkpoint(version, protocol, metadata, vec![action]);
     }
 
     /// Deletes the JSON commits before `version`, as log cleanup does after a checkpoint: the
