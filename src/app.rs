@@ -31,6 +31,7 @@ pub struct App {
     server: Arc<Server>,
     registry: Arc<Registry>,
     policies: Arc<PolicyStore>,
+    metrics: Option<TcpListener>,
     /// TLS facts for the operator.
     pub tls: Option<tls::Tls>,
     /// Shared engine (for embedding and tests).
@@ -102,6 +103,14 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
         let local_addr = listener.local_addr()?;
+        let metrics = match config.metrics_listen {
+            Some(listen) => Some(
+                crate::metrics::bind(listen)
+                    .await
+                    .with_context(|| format!("cannot serve metrics on {listen}"))?,
+            ),
+            None => None,
+        };
         let server = Server::new(
             engine.clone(),
             ServerSettings {
@@ -121,9 +130,15 @@ impl App {
             server,
             registry,
             policies,
+            metrics,
             tls,
             engine,
         })
+    }
+
+    /// The address of the metrics endpoint, when `metrics.listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The address actually bound (tests bind port 0).
@@ -137,7 +152,17 @@ impl App {
     }
 
     /// Serves until `shutdown` is cancelled.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        if let Some(listener) = self.metrics.take() {
+            crate::metrics::serve(
+                listener,
+                crate::metrics::Sources {
+                    registry: Some(self.registry.clone()),
+                    engine: Some(self.engine.clone()),
+                },
+                shutdown.clone(),
+            );
+        }
         if let Some(tls) = &self.tls {
             tracing::info!(
                 fingerprint = %tls.fingerprint,
@@ -280,6 +305,7 @@ async fn reload_loop(
                     tracing::info!(added = ?report.added, removed = ?report.removed, "catalog reloaded");
                 }
                 Err(diagnostics) => {
+                    crate::metrics::global().policy_reload("rejected");
                     tracing::error!(
                         "catalog change rejected, the previous catalog keeps serving:\n{diagnostics}"
                     );
@@ -294,8 +320,10 @@ async fn reload_loop(
                 }
                 let generation = policies.replace(policy);
                 tracing::info!(generation, "grants reloaded");
+                crate::metrics::global().policy_reload("ok");
             }
             Err(diagnostics) => {
+                crate::metrics::global().policy_reload("rejected");
                 tracing::error!(
                     "grants change rejected, the previous policy keeps serving:\n{diagnostics}"
                 );

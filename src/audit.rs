@@ -119,6 +119,7 @@ impl AuditLog {
 
     /// Records one statement.
     pub fn record(&self, record: AuditRecord) {
+        crate::metrics::global().statement(&record);
         if let Some(file) = &self.file {
             match serde_json::to_string(&record) {
                 Ok(mut line) => {

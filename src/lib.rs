@@ -10,6 +10,7 @@
 //! - [`policy`]: users, roles, grants, row filters, masks; pure decisions.
 //! - [`auth`]: SCRAM-SHA-256 and argon2id.
 //! - [`audit`]: the per-statement audit trail.
+//! - [`metrics`]: Prometheus metrics on `metrics.listen`.
 //! - [`sql`]: classify, plan, enforce and execute statements.
 //! - [`check`]: validation shared by `lakehouse check`, startup and reload.
 //! - [`ingest`]: the batch ingest of the source databases into bronze, silver and gold.
@@ -27,6 +28,7 @@ pub mod config;
 pub mod demo;
 pub mod ingest;
 pub mod lake;
+pub mod metrics;
 pub mod pgtype;
 pub mod policy;
 pub mod server;

@@ -472,6 +472,9 @@ fn run_ingest(args: IngestArgs) -> ExitCode {
                     let _ = tokio::signal::ctrl_c().await;
                     on_signal.cancel();
                 });
+                if let Err(code) = serve_metrics(&config, cancel.clone()).await {
+                    return code;
+                }
                 let result =
                     lakehouse::ingest::run_loop(&config, &options, every, cancel, |report| {
                         match report {
@@ -557,6 +560,26 @@ fn run_health(args: HealthArgs) -> ExitCode {
     }
 }
 
+/// `metrics.listen` of the long-running commands without a server (`stream`, `ingest --every`).
+async fn serve_metrics(
+    config: &lakehouse::config::Config,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<(), ExitCode> {
+    let Some(listen) = config.metrics_listen else {
+        return Ok(());
+    };
+    match lakehouse::metrics::bind(listen).await {
+        Ok(listener) => {
+            lakehouse::metrics::serve(listener, Default::default(), shutdown);
+            Ok(())
+        }
+        Err(err) => {
+            eprintln!("error: cannot serve metrics on {listen}: {err}");
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
 fn run_stream(args: StreamArgs) -> ExitCode {
     let config = match load_config(&args.config, args.lake.as_deref()) {
         Ok(config) => config,
@@ -569,6 +592,9 @@ fn run_stream(args: StreamArgs) -> ExitCode {
     };
     rt.block_on(async move {
         let shutdown = tokio_util::sync::CancellationToken::new();
+        if let Err(code) = serve_metrics(&config, shutdown.clone()).await {
+            return code;
+        }
         let running = match lakehouse::stream::run(&config, None, shutdown.clone()).await {
             Ok(running) => running,
             Err(err @ lakehouse::stream::Error::Config(_)) => {

@@ -69,6 +69,9 @@ pub struct ReadyTable {
     pub n_files: usize,
     /// Partition columns.
     pub partition_columns: Vec<String>,
+    /// When the served version was committed (Unix milliseconds: the commit file's time), if
+    /// its commit file is still in the log.
+    pub committed_at_ms: Option<i64>,
 }
 
 impl std::fmt::Debug for ReadyTable {
@@ -290,6 +293,7 @@ impl Registry {
 
     /// Probes every table for new versions, re-runs discovery, and publishes the result.
     pub async fn refresh(&self) -> RefreshReport {
+        let started = std::time::Instant::now();
         let mut inner = self.inner.lock().await;
         let mut report = RefreshReport::default();
 
@@ -412,6 +416,11 @@ impl Registry {
         if !report.is_empty() || self.state.load().generation == 0 {
             self.publish(&inner);
         }
+        let metrics = crate::metrics::global();
+        metrics
+            .refresh_duration
+            .observe(started.elapsed().as_secs_f64());
+        metrics.refresh_failures.inc_by(report.failed.len() as u64);
         report
     }
 
@@ -502,6 +511,7 @@ fn ready_from_handle(handle: &TableHandle) -> TableStatus {
                 schema,
                 n_files: handle.n_files(),
                 partition_columns: handle.partition_columns().unwrap_or_default(),
+                committed_at_ms: handle.committed_at_ms(),
             }),
             Err(err) => TableStatus::Broken(err.to_string()),
         },
@@ -559,6 +569,7 @@ async fn open_parquet(def: &TableDef, session: &SessionState) -> Result<ReadyTab
         schema,
         n_files,
         partition_columns: Vec::new(),
+        committed_at_ms: None,
     })
 }
 

@@ -67,7 +67,9 @@ pub async fn run_once(config: &Config, options: &IngestOptions) -> Result<Ingest
     let root = crate::catalog::spec::lake_location(config)?;
     let models = Models::load(&config.sql_dir).map_err(|d| Error::Invalid(d.to_string()))?;
     let sources = sources_from_spec(&spec)?;
-    run_with(root, sources, &models, options).await
+    let report = run_with(root, sources, &models, options).await?;
+    crate::metrics::global().ingest(&report);
+    Ok(report)
 }
 
 /// Runs [`run_once`] now and then every `every` until `cancel` fires; each report goes to

@@ -74,6 +74,15 @@ impl TableHandle {
         self.table.version().unwrap_or(0)
     }
 
+    /// When the loaded version was committed: its commit file's modification time, Unix
+    /// milliseconds (`None` once log cleanup removed the file).
+    pub fn committed_at_ms(&self) -> Option<i64> {
+        self.table
+            .snapshot()
+            .ok()?
+            .version_timestamp(self.version())
+    }
+
     /// The newest version in the log, without loading it (one listing of `_delta_log`).
     pub async fn latest_version(&self) -> Result<u64> {
         Ok(self.table.get_latest_version().await?)

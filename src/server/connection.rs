@@ -355,12 +355,15 @@ pub(super) async fn serve(
     shutdown: CancellationToken,
     slot: super::StartupSlot,
 ) {
+    let metrics = crate::metrics::global();
+    let _open = metrics.open_connection();
     let deadline = tokio::time::Instant::now() + server.settings.authentication_timeout;
     let evicted = slot.evicted.clone();
     let startup = tokio::select! {
         startup = tokio::time::timeout_at(deadline, negotiate(&server, socket)) => startup,
         _ = evicted.cancelled() => {
             tracing::debug!(%peer, "a connection that had not started gave way to a newer one");
+            metrics.connection("refused_startup_slots");
             return;
         }
     };
@@ -368,13 +371,16 @@ pub(super) async fn serve(
         Ok(Ok(startup)) => startup,
         Ok(Err(Fatal::Client(err))) => {
             tracing::debug!(%peer, error = %err, "startup refused");
+            metrics.connection("protocol_error");
             return;
         }
-        Ok(Err(_)) | Err(_) => return,
+        Ok(Err(_)) => return metrics.connection("closed_during_startup"),
+        Err(_) => return metrics.connection("authentication_timeout"),
     };
     let (stream, parameters, tls) = match startup {
         Startup::Cancel { pid, secret } => {
             server.cancels.cancel(pid, secret);
+            metrics.connection("cancel_request");
             return;
         }
         Startup::Session {
@@ -393,9 +399,18 @@ pub(super) async fn serve(
     };
     let session = match login {
         Ok(Ok(session)) => session,
-        Ok(Err(Fatal::Client(err))) => return conn.fatal(&err).await,
-        Ok(Err(_)) => return,
+        Ok(Err(Fatal::Client(err))) => {
+            // Failed passwords are counted where they are audited (`audit_login`).
+            if err.code == code::TOO_MANY_CONNECTIONS {
+                metrics.connection("refused_startup_slots");
+            } else if err.code != code::INVALID_PASSWORD {
+                metrics.connection("refused");
+            }
+            return conn.fatal(&err).await;
+        }
+        Ok(Err(_)) => return metrics.connection("closed_during_startup"),
         Err(_) => {
+            metrics.connection("authentication_timeout");
             let err = QueryError::new(
                 code::INVALID_AUTHORIZATION,
                 "canceling authentication due to timeout",
@@ -409,6 +424,7 @@ pub(super) async fn serve(
     let Ok(_permit) = server.sessions.clone().try_acquire_owned() else {
         server.cancels.remove(pid);
         tracing::warn!(%peer, "connection refused: max_connections reached");
+        metrics.connection("refused_max_connections");
         let err = QueryError::new(
             code::TOO_MANY_CONNECTIONS,
             "sorry, too many clients already",
@@ -416,6 +432,7 @@ pub(super) async fn serve(
         .fatal();
         return conn.fatal(&err).await;
     };
+    metrics.connection("accepted");
     welcome(&mut conn, &session);
     if let Err(err) = conn.flush().await {
         server.cancels.remove(pid);
@@ -630,6 +647,11 @@ fn audit_login(
     peer: SocketAddr,
     admission: super::throttle::Admission,
 ) {
+    crate::metrics::global().connection(if admission.refused {
+        "throttled"
+    } else {
+        "authentication_failed"
+    });
     let now = chrono::Utc::now();
     let statement = if admission.refused {
         format!(
@@ -888,9 +910,14 @@ async fn simple_query(conn: &mut Conn, live: &mut LiveSession, sql: &str) -> Res
         // One statement timeout from planning to the last row, as PostgreSQL times each
         // statement of a query string.
         let guard = Guard::start(live);
+        // Execution audits its own outcome; a statement that never got that far (refused,
+        // unknown table, timed out while planning) is audited here, as the extended protocol's
+        // Parse does.
+        let mut planned = false;
         let result = guard
             .run(async {
                 let mut prepared = live.query.prepare(&text, statement, &[]).await?;
+                planned = true;
                 let outcome = live.query.execute(&mut prepared, Vec::new()).await?;
                 Ok::<_, QueryError>((prepared, outcome))
             })
@@ -898,13 +925,7 @@ async fn simple_query(conn: &mut Conn, live: &mut LiveSession, sql: &str) -> Res
         let (prepared, outcome) = match result {
             Ok(ok) => ok,
             Err(err) => {
-                if matches!(
-                    err.code,
-                    code::READ_ONLY_SQL_TRANSACTION
-                        | code::SYNTAX_ERROR
-                        | code::FEATURE_NOT_SUPPORTED
-                        | code::INSUFFICIENT_PRIVILEGE
-                ) {
+                if !planned {
                     live.query.record_refused(&text, &err);
                 }
                 if err.fatal {
@@ -1112,7 +1133,12 @@ async fn stream_rows(
             available
         };
         let slice = batch.slice(offset, take);
-        if let Err(message) = rows.encoder.encode(&slice, &mut conn.write) {
+        let before = conn.write.len();
+        let encoded = rows.encoder.encode(&slice, &mut conn.write);
+        crate::metrics::global()
+            .bytes_sent
+            .inc_by(conn.write.len().saturating_sub(before) as u64);
+        if let Err(message) = encoded {
             let err = QueryError::internal(0, &message);
             live.query.record(rows.ticket, rows.n_rows, Err(&err));
             conn.error(&err);

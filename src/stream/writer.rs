@@ -292,28 +292,42 @@ impl Writer {
         let mut dead: Vec<(String, &Record)> = Vec::new();
         let mut in_batch: HashSet<u128> = HashSet::new();
         let mut oldest = started;
+        // Per source and outcome, for the metrics once the batch is committed.
+        let mut by_source: HashMap<(&'static str, &'static str), u64> = HashMap::new();
         for (sub, outcome) in submissions.iter().zip(outcomes.iter_mut()) {
             for record in &sub.records {
                 oldest = oldest.min(record.received_at);
-                match validate(&record.payload, record.device.as_deref(), &self.known_ndcs) {
-                    Ok(event) => {
-                        if self.seen.contains(&event.id) || !in_batch.insert(event.id) {
-                            outcome.duplicates += 1;
-                        } else {
-                            outcome.accepted += 1;
-                            new_events.push((event, record));
+                let what =
+                    match validate(&record.payload, record.device.as_deref(), &self.known_ndcs) {
+                        Ok(event) => {
+                            if self.seen.contains(&event.id) || !in_batch.insert(event.id) {
+                                outcome.duplicates += 1;
+                                "duplicate"
+                            } else {
+                                outcome.accepted += 1;
+                                new_events.push((event, record));
+                                "accepted"
+                            }
                         }
-                    }
-                    Err(reason) => {
-                        outcome.dead_lettered += 1;
-                        dead.push((reason, record));
-                    }
-                }
+                        Err(reason) => {
+                            outcome.dead_lettered += 1;
+                            dead.push((reason, record));
+                            "dead_lettered"
+                        }
+                    };
+                *by_source.entry((record.source, what)).or_default() += 1;
             }
         }
         match self.commit(batch_id, &new_events, &dead).await {
             Ok(()) => {
                 self.seen.extend(in_batch);
+                let metrics = crate::metrics::global();
+                metrics
+                    .stream_commit_duration
+                    .observe(started.elapsed().as_secs_f64());
+                for ((source, what), n) in by_source {
+                    metrics.stream_events(source, what, n);
+                }
                 let total: Outcome = outcomes.iter().fold(Outcome::default(), |a, o| Outcome {
                     accepted: a.accepted + o.accepted,
                     duplicates: a.duplicates + o.duplicates,
@@ -466,6 +480,7 @@ pub fn spawn(
         permits: Arc::new(Semaphore::new(capacity)),
         capacity,
     };
+    crate::metrics::global().watch_stream_queue(ingress.permits.clone(), capacity);
     let handle = tokio::spawn(writer_loop(writer, rx, settings, shutdown));
     (ingress, handle)
 }

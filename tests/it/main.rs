@@ -19,6 +19,9 @@ mod hardening;
 /// deletion vectors, column mapping, v2 checkpoints, table features served or refused by name.
 mod delta_interop;
 
+/// Prometheus metrics scraped by a real Prometheus.
+mod metrics;
+
 /// Power BI as Npgsql 4.0.17 drives the wire: TLS 1.2, SCRAM, type batch, navigator, folding.
 mod clients_npgsql;
 

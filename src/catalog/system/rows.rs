@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Float32Builder, Int16Builder, Int32Builder, Int64Builder,
-    ListBuilder, StringBuilder, TimestampMicrosecondBuilder, UInt32Builder,
+    ArrayRef, BooleanBuilder, Float32Builder, Float64Builder, Int16Builder, Int32Builder,
+    Int64Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder, UInt32Builder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -41,6 +41,8 @@ pub enum Col {
     Int8,
     /// `float4`.
     Float4,
+    /// `float8`.
+    Float8,
     /// `timestamptz`.
     TimestampTz,
     /// `int2vector` (subscriptable from 0, like PostgreSQL's).
@@ -73,6 +75,7 @@ impl Col {
             Col::Int4 => (DataType::Int32, None),
             Col::Int8 => (DataType::Int64, None),
             Col::Float4 => (DataType::Float32, None),
+            Col::Float8 => (DataType::Float64, None),
             Col::TimestampTz => (
                 DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
                 None,
@@ -231,6 +234,18 @@ pub fn build(schema: &SchemaRef, rows: &[Vec<V>]) -> Result<RecordBatch> {
                         V::Null => b.append_null(),
                         V::F(f) => b.append_value(f as f32),
                         V::I(i) => b.append_value(i as f32),
+                        v => return Err(bad(&v)),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            DataType::Float64 => {
+                let mut b = Float64Builder::with_capacity(rows.len());
+                for row in rows {
+                    match cell(row) {
+                        V::Null => b.append_null(),
+                        V::F(f) => b.append_value(f),
+                        V::I(i) => b.append_value(i as f64),
                         v => return Err(bad(&v)),
                     }
                 }

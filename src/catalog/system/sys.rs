@@ -46,6 +46,8 @@ pub const SYS_TABLES: &[(&str, &[&str])] = &[
             "version",
             "n_files",
             "status",
+            "committed_at",
+            "age_seconds",
         ],
     ),
     ("delta_features", &["feature", "kind", "reading", "reason"]),
@@ -134,23 +136,29 @@ fn lake_tables_schema() -> SchemaRef {
         ("version", Col::Int8),
         ("n_files", Col::Int8),
         ("status", Col::Text),
+        ("committed_at", Col::TimestampTz),
+        ("age_seconds", Col::Float8),
     ])
 }
 
 fn lake_tables(session: &SessionCatalog) -> Result<RecordBatch> {
     let pinned = session.pinned();
+    let now_ms = chrono::Utc::now().timestamp_millis();
     let rows: Vec<Vec<V>> = pinned
         .catalog
         .tables
         .values()
         .map(|entry| {
-            let (version, n_files, status) = match &entry.status {
+            let (version, n_files, status, committed) = match &entry.status {
                 TableStatus::Ready(ready) => (
                     ready.version.map(|v| v as i64).into(),
                     (ready.n_files as i64).into(),
                     "ready".to_string(),
+                    ready.committed_at_ms,
                 ),
-                TableStatus::Broken(reason) => (V::Null, V::Null, format!("broken: {reason}")),
+                TableStatus::Broken(reason) => {
+                    (V::Null, V::Null, format!("broken: {reason}"), None)
+                }
             };
             vec![
                 entry.schema.clone().into(),
@@ -160,6 +168,8 @@ fn lake_tables(session: &SessionCatalog) -> Result<RecordBatch> {
                 version,
                 n_files,
                 status.into(),
+                committed.map_or(V::Null, |ms| V::I(ms * 1000)),
+                committed.map_or(V::Null, |ms| V::F((now_ms - ms) as f64 / 1000.0)),
             ]
         })
         .collect();

@@ -16,6 +16,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 /// A running server over a temporary lake, stopped when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The metrics endpoint, when the setup's configuration has `metrics.listen`.
+    pub metrics_addr: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     pub app_tls_cert: Option<PathBuf>,
     shutdown: CancellationToken,
@@ -121,6 +123,7 @@ impl TestServer {
         let config = load(&config_path);
         let app = App::build(config).await.unwrap();
         let addr = app.local_addr();
+        let metrics_addr = app.metrics_addr();
         let cert = app.tls.as_ref().and_then(|t| t.cert_path.clone());
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
@@ -129,6 +132,7 @@ impl TestServer {
         });
         TestServer {
             addr,
+            metrics_addr,
             dir,
             app_tls_cert: cert,
             shutdown,
