@@ -557,6 +557,18 @@ async fn a_down_source_is_reported_while_the_others_proceed() {
         "100"
     );
     assert!(report.clone().into_result().is_err());
+    // The metrics say which table failed and which were written.
+    let metrics = lakehouse::metrics::global().encode();
+    assert!(
+        metrics.contains("lakehouse_ingest_failures_total{table=\"source \\\"mysql\\\"\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "lakehouse_ingest_last_success_timestamp_seconds{table=\"bronze/postgres/ikhospital/medicine\"}"
+        ),
+        "{metrics}"
+    );
     // The command exits 1 and names what failed.
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_lakehouse"))
         .args(["ingest", "--once", "--layer", "bronze", "--config"])

@@ -215,6 +215,24 @@ async fn stream_http_in_serve_is_exactly_once_and_fresh() {
         totals.2 += outcome["dead_lettered"].as_u64().unwrap();
     }
     assert_eq!(totals, (1880, 100, 20));
+    // The metrics count them by source and outcome (process-wide: at least this test's).
+    let metrics = lakehouse::metrics::global().encode();
+    for (outcome, n) in [
+        ("accepted", 1880.0),
+        ("duplicate", 100.0),
+        ("dead_lettered", 20.0),
+    ] {
+        let value: f64 = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("lakehouse_stream_events_total{")
+                    && l.contains("source=\"http\"")
+                    && l.contains(&format!("outcome=\"{outcome}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {outcome} events in\n{metrics}"));
+        assert!(value >= n, "{outcome}: {value}");
+    }
     let lake = server.lake();
     assert_exactly_once(&lake, sent.distinct, Some(&sent.daily)).await;
     assert_eq!(
