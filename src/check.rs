@@ -85,6 +85,7 @@ pub async fn run(
             }
         }
     }
+    check_started_parts(&config)?;
     let (policy, policy_warnings) = load_policy(&config, &catalog).await?;
     warnings.extend(policy_warnings);
     let n_users = policy.users().count();
@@ -101,4 +102,44 @@ pub async fn run(
             policy.row_filters().len()
         ),
     })
+}
+
+/// What `serve`, `stream` and `ingest` check only when they start a part: the stream's sources,
+/// the ingest's source URLs, the TLS certificate and key. Each error points at its section of
+/// `lakehouse.yaml` (`file:line:col`).
+fn check_started_parts(config: &Config) -> Result<(), Diagnostics> {
+    use crate::config::yaml::{Document, YamlPath};
+    let doc = config
+        .file
+        .as_ref()
+        .and_then(|file| Document::<crate::config::ConfigSpec>::load(file).ok());
+    let at = |path: YamlPath, message: String| match (&doc, &config.file) {
+        (Some(doc), _) => Diagnostic::at(doc.locate(&path), message),
+        (None, Some(file)) => Diagnostic::file(file, message),
+        (None, None) => Diagnostic::file("lakehouse.yaml", message),
+    };
+    let mut errors = Diagnostics::default();
+    if let Some(stream) = &config.stream
+        && let Err(err) = crate::stream::validate(stream)
+    {
+        errors.push(at(YamlPath::root().key("stream"), err.to_string()));
+    }
+    if let Some(ingest) = &config.ingest
+        && let Err(err) = crate::ingest::run::sources_from_spec(ingest)
+    {
+        errors.push(at(
+            YamlPath::root().key("ingest").key("sources"),
+            err.to_string(),
+        ));
+    }
+    if config.server.tls_mode != crate::config::TlsMode::Disable
+        && let (Some(cert), Some(key)) = (&config.server.tls_cert, &config.server.tls_key)
+        && let Err(err) = crate::server::tls::from_files(cert, key)
+    {
+        errors.push(at(
+            YamlPath::root().key("server").key("tls"),
+            format!("{err}; the server would not start"),
+        ));
+    }
+    errors.into_result(())
 }

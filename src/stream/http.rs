@@ -35,12 +35,12 @@ struct HttpState {
     requests: AtomicU64,
 }
 
-/// Binds `spec.listen` and serves until `shutdown`; returns the bound address and the task.
-pub async fn start(
-    spec: &HttpSourceSpec,
-    ingress: Ingress,
-    shutdown: CancellationToken,
-) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+/// The devices that may post: id and bearer token.
+pub type Devices = Vec<(String, Vec<u8>)>;
+
+/// The listen address and the devices with their tokens, or why `spec` cannot serve (also
+/// what `lakehouse check` reports).
+pub fn validate(spec: &HttpSourceSpec) -> Result<(SocketAddr, Devices)> {
     let listen: SocketAddr = spec.listen.parse().map_err(|_| {
         Error::Config(format!(
             "stream.http.listen {:?} is not host:port",
@@ -63,6 +63,16 @@ pub async fn start(
         }
         devices.push((device.id.clone(), token));
     }
+    Ok((listen, devices))
+}
+
+/// Binds `spec.listen` and serves until `shutdown`; returns the bound address and the task.
+pub async fn start(
+    spec: &HttpSourceSpec,
+    ingress: Ingress,
+    shutdown: CancellationToken,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let (listen, devices) = validate(spec)?;
     let state = Arc::new(HttpState {
         devices,
         ingress,

@@ -139,6 +139,34 @@ pub async fn run(
     start(lake, spec, registry, shutdown).await
 }
 
+/// Everything `start` would refuse in `spec` before connecting to anything: no source, batch
+/// settings, the HTTP source's address and tokens, the brokers' URLs (`lakehouse check`).
+pub fn validate(spec: &StreamSpec) -> Result<()> {
+    if spec.http.is_none() && spec.mqtt.is_none() && spec.nats.is_none() {
+        return Err(Error::Config(
+            "stream: needs at least one source (http, mqtt or nats)".to_string(),
+        ));
+    }
+    batch_settings(spec)?;
+    if let Some(http) = &spec.http {
+        http::validate(http)?;
+    }
+    if let Some(mqtt) = &spec.mqtt {
+        mqtt::options(mqtt.url.as_str(), "lakehouse-check", false)?;
+    }
+    if let Some(nats) = &spec.nats {
+        let url = url::Url::parse(nats.url.as_str())
+            .map_err(|err| Error::Config(format!("invalid NATS url: {err}")))?;
+        if !matches!(url.scheme(), "nats" | "tls" | "ws" | "wss") || url.host_str().is_none() {
+            return Err(Error::Config(format!(
+                "the NATS url must be nats://host:port (or tls://, ws://, wss://), not {:?}",
+                url.scheme()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Starts the sources of `spec` writing below `lake`.
 pub async fn start(
     lake: StorageLocation,
@@ -146,11 +174,7 @@ pub async fn start(
     registry: Option<Arc<Registry>>,
     shutdown: CancellationToken,
 ) -> Result<RunningStream> {
-    if spec.http.is_none() && spec.mqtt.is_none() && spec.nats.is_none() {
-        return Err(Error::Config(
-            "stream: needs at least one source (http, mqtt or nats)".to_string(),
-        ));
-    }
+    validate(spec)?;
     let settings = batch_settings(spec)?;
     let tables = Tables::new(&lake)?;
     let known_ndcs = known_ndcs(&lake).await;

@@ -466,3 +466,70 @@ async fn current_date_and_now_work_in_filters_over_delta() {
         1
     );
 }
+
+/// `lakehouse check` refuses what `serve` would refuse only when starting a part (the stream's
+/// sources, the ingest's URLs, the TLS files), each at its place in the file; a good file
+/// passes with a line per table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_what_serve_would_refuse() {
+    let (dir, config_path) = crate::support::prepare(&mut Setup::default()).await;
+    let check = |path: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_lakehouse"))
+            .arg("check")
+            .arg("--config")
+            .arg(path)
+            .output()
+            .unwrap()
+    };
+    let good = check(&config_path);
+    let stdout = String::from_utf8_lossy(&good.stdout);
+    assert!(
+        good.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert!(
+        stdout.contains("dbo.dim_patient: served (Delta version 0"),
+        "{stdout}"
+    );
+
+    let base = std::fs::read_to_string(&config_path).unwrap();
+    let cases = [
+        (
+            "stream:\n  http:\n    listen: 127.0.0.1:0\n    devices:\n      - id: d1\n        token: short\n",
+            "shorter than 8 characters",
+        ),
+        (
+            "ingest:\n  sources:\n    - name: mysql\n      kind: mysql\n      url: notaurl\n",
+            "invalid MySQL URL",
+        ),
+        (
+            "stream:\n  mqtt:\n    url: http://broker\n    topic: pharmacy/+/events\n",
+            "mqtt://",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, format!("{base}{extra}")).unwrap();
+        let out = check(&path);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra}: {stderr}");
+        assert!(stderr.contains(expected), "{extra}: {stderr}");
+        // file:line:col of the section.
+        assert!(stderr.contains("bad.yaml:"), "{stderr}");
+    }
+    // TLS files that do not exist.
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        base.replace(
+            "  tls:\n    mode: prefer\n",
+            "  tls:\n    mode: require\n    cert: /nonexistent/server.crt\n    key: /nonexistent/server.key\n",
+        ),
+    )
+    .unwrap();
+    let out = check(&path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("/nonexistent/server.crt"), "{stderr}");
+}
