@@ -350,6 +350,7 @@ impl Metrics {
     /// Records an ingest run: rows, wall time and success time per table, failures by what
     /// failed.
     pub fn ingest(&self, report: &crate::ingest::IngestReport) {
+        status().ingest(report);
         let now = chrono::Utc::now().timestamp();
         for table in &report.tables {
             let label = [table.table.as_str()];
@@ -448,6 +449,145 @@ impl Metrics {
         }
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+/// The stream's sources and the ingest's tables as `sys.stream_sources` and `sys.ingest_runs`
+/// show them: the state of this process (the stream and the ingest that run inside `serve`).
+#[derive(Debug, Default)]
+pub struct Status {
+    sources: parking_lot::Mutex<std::collections::BTreeMap<String, SourceStatus>>,
+    runs: parking_lot::Mutex<std::collections::BTreeMap<String, IngestRun>>,
+}
+
+/// One stream source.
+#[derive(Debug, Clone, Default)]
+pub struct SourceStatus {
+    /// When its last committed event was committed, Unix milliseconds.
+    pub last_commit_ms: Option<i64>,
+    /// Events committed to bronze and gold.
+    pub accepted: u64,
+    /// Duplicates dropped.
+    pub duplicates: u64,
+    /// Records sent to the dead-letter table.
+    pub dead_lettered: u64,
+    /// (Unix milliseconds, events) of each commit of the last minute.
+    recent: std::collections::VecDeque<(i64, u64)>,
+}
+
+impl SourceStatus {
+    /// Events per second over the last minute.
+    pub fn events_per_second(&self, now_ms: i64) -> f64 {
+        let n: u64 = self
+            .recent
+            .iter()
+            .filter(|(ms, _)| now_ms - ms <= 60_000)
+            .map(|(_, n)| n)
+            .sum();
+        n as f64 / 60.0
+    }
+}
+
+/// The last ingest of one table.
+#[derive(Debug, Clone)]
+pub struct IngestRun {
+    /// `bronze`, `silver` or `gold` (empty for a source that failed as a whole).
+    pub layer: String,
+    /// When the run finished, Unix milliseconds.
+    pub finished_ms: i64,
+    /// Rows read.
+    pub rows: u64,
+    /// Wall time in seconds.
+    pub seconds: f64,
+    /// `ok` or `failed`.
+    pub outcome: String,
+    /// How it was loaded, or why it failed.
+    pub detail: String,
+    /// The Delta version committed, if any.
+    pub version: Option<u64>,
+}
+
+impl Status {
+    /// Records a committed stream batch: `(source, outcome) -> events`.
+    pub fn stream_batch(
+        &self,
+        counts: &std::collections::HashMap<(&'static str, &'static str), u64>,
+    ) {
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut sources = self.sources.lock();
+        for ((source, outcome), n) in counts {
+            let s = sources.entry((*source).to_string()).or_default();
+            match *outcome {
+                "accepted" => s.accepted += n,
+                "duplicate" => s.duplicates += n,
+                _ => s.dead_lettered += n,
+            }
+            s.last_commit_ms = Some(now);
+            s.recent.push_back((now, *n));
+            while s.recent.front().is_some_and(|(ms, _)| now - ms > 60_000) {
+                s.recent.pop_front();
+            }
+        }
+    }
+
+    /// The stream sources, by name.
+    pub fn sources(&self) -> Vec<(String, SourceStatus)> {
+        self.sources
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// The last run of every table the ingest touched, by path.
+    pub fn ingest_runs(&self) -> Vec<(String, IngestRun)> {
+        self.runs
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    fn ingest(&self, report: &crate::ingest::IngestReport) {
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut runs = self.runs.lock();
+        for table in &report.tables {
+            runs.insert(
+                table.table.clone(),
+                IngestRun {
+                    layer: table.layer.to_string(),
+                    finished_ms: now,
+                    rows: table.rows,
+                    seconds: table.elapsed.as_secs_f64(),
+                    outcome: "ok".to_string(),
+                    detail: table.mode.clone(),
+                    version: table.version,
+                },
+            );
+        }
+        for failure in &report.failures {
+            let (what, why) = failure.split_once(": ").unwrap_or((failure, ""));
+            let layer = runs.get(what).map(|r| r.layer.clone()).unwrap_or_default();
+            runs.insert(
+                what.to_string(),
+                IngestRun {
+                    layer,
+                    finished_ms: now,
+                    rows: 0,
+                    seconds: 0.0,
+                    outcome: "failed".to_string(),
+                    detail: why.to_string(),
+                    version: None,
+                },
+            );
+        }
+    }
+}
+
+static STATUS: LazyLock<Status> = LazyLock::new(Status::default);
+
+/// The process's stream and ingest status.
+pub fn status() -> &'static Status {
+    &STATUS
 }
 
 /// When the process started (its first use of the metrics, at startup), Unix seconds.

@@ -325,6 +325,7 @@ impl Writer {
                 metrics
                     .stream_commit_duration
                     .observe(started.elapsed().as_secs_f64());
+                crate::metrics::status().stream_batch(&by_source);
                 for ((source, what), n) in by_source {
                     metrics.stream_events(source, what, n);
                 }

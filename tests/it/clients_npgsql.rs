@@ -781,7 +781,9 @@ async fn power_bi_sequence_type_batch_navigator_import_and_direct_query() {
         ("dbo", "fact_events", "BASE TABLE"),
         ("sys", "audit_log", "VIEW"),
         ("sys", "delta_features", "VIEW"),
+        ("sys", "ingest_runs", "VIEW"),
         ("sys", "lake_tables", "VIEW"),
+        ("sys", "stream_sources", "VIEW"),
     ]
     .iter()
     .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))

@@ -569,6 +569,16 @@ async fn a_down_source_is_reported_while_the_others_proceed() {
         ),
         "{metrics}"
     );
+    // ...and so does sys.ingest_runs (the process's status behind it).
+    let runs = lakehouse::metrics::status().ingest_runs();
+    let run = |path: &str| runs.iter().find(|(p, _)| p == path).map(|(_, r)| r.clone());
+    let failed = run("source \"mysql\"").expect("the failed source");
+    assert_eq!(failed.outcome, "failed");
+    let medicine = run("bronze/postgres/ikhospital/medicine").expect("the bronze table");
+    assert_eq!(
+        (medicine.outcome.as_str(), medicine.layer.as_str()),
+        ("ok", "bronze")
+    );
     // The command exits 1 and names what failed.
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_lakehouse"))
         .args(["ingest", "--once", "--layer", "bronze", "--config"])

@@ -233,6 +233,16 @@ async fn stream_http_in_serve_is_exactly_once_and_fresh() {
             .unwrap_or_else(|| panic!("no {outcome} events in\n{metrics}"));
         assert!(value >= n, "{outcome}: {value}");
     }
+    // ...and so does sys.stream_sources.
+    let alice = server.connect("alice").await;
+    let http = rows(
+        &alice,
+        "select accepted >= 1880, duplicates >= 100, dead_lettered >= 20, \
+         events_per_second > 0, last_commit > now() - interval '1 minute', queued >= 0 \
+         from sys.stream_sources where source = 'http'",
+    )
+    .await;
+    assert_eq!(http, vec![vec![Some("t".to_string()); 6]]);
     let lake = server.lake();
     assert_exactly_once(&lake, sent.distinct, Some(&sent.daily)).await;
     assert_eq!(

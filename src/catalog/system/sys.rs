@@ -51,6 +51,31 @@ pub const SYS_TABLES: &[(&str, &[&str])] = &[
         ],
     ),
     ("delta_features", &["feature", "kind", "reading", "reason"]),
+    (
+        "stream_sources",
+        &[
+            "source",
+            "last_commit",
+            "events_per_second",
+            "accepted",
+            "duplicates",
+            "dead_lettered",
+            "queued",
+        ],
+    ),
+    (
+        "ingest_runs",
+        &[
+            "table_path",
+            "layer",
+            "finished_at",
+            "rows",
+            "duration_seconds",
+            "outcome",
+            "detail",
+            "version",
+        ],
+    ),
 ];
 
 /// The `sys` tables.
@@ -69,6 +94,16 @@ pub static TABLES: &[SystemTableDef] = &[
         name: "delta_features",
         schema: delta_features_schema,
         rows: delta_features,
+    },
+    SystemTableDef {
+        name: "stream_sources",
+        schema: stream_sources_schema,
+        rows: stream_sources,
+    },
+    SystemTableDef {
+        name: "ingest_runs",
+        schema: ingest_runs_schema,
+        rows: ingest_runs,
     },
 ];
 
@@ -200,4 +235,75 @@ fn delta_features(_session: &SessionCatalog) -> Result<RecordBatch> {
         })
         .collect();
     build(&delta_features_schema(), &rows)
+}
+
+fn stream_sources_schema() -> SchemaRef {
+    schema(&[
+        ("source", Col::Text),
+        ("last_commit", Col::TimestampTz),
+        ("events_per_second", Col::Float8),
+        ("accepted", Col::Int8),
+        ("duplicates", Col::Int8),
+        ("dead_lettered", Col::Int8),
+        ("queued", Col::Int8),
+    ])
+}
+
+/// The stream's sources in this process ([`crate::metrics::status`]): when each last committed
+/// events, its rate over the last minute, its totals, and the writer's queue (shared by all).
+fn stream_sources(_session: &SessionCatalog) -> Result<RecordBatch> {
+    let metrics = crate::metrics::global();
+    metrics.observe_process();
+    let queued = metrics.stream_queue_depth.get();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let rows: Vec<Vec<V>> = crate::metrics::status()
+        .sources()
+        .into_iter()
+        .map(|(source, s)| {
+            vec![
+                source.into(),
+                s.last_commit_ms.map_or(V::Null, |ms| V::I(ms * 1000)),
+                V::F(s.events_per_second(now_ms)),
+                V::I(s.accepted as i64),
+                V::I(s.duplicates as i64),
+                V::I(s.dead_lettered as i64),
+                V::I(queued),
+            ]
+        })
+        .collect();
+    build(&stream_sources_schema(), &rows)
+}
+
+fn ingest_runs_schema() -> SchemaRef {
+    schema(&[
+        ("table_path", Col::Text),
+        ("layer", Col::Text),
+        ("finished_at", Col::TimestampTz),
+        ("rows", Col::Int8),
+        ("duration_seconds", Col::Float8),
+        ("outcome", Col::Text),
+        ("detail", Col::Text),
+        ("version", Col::Int8),
+    ])
+}
+
+/// The last ingest of every table in this process ([`crate::metrics::status`]).
+fn ingest_runs(_session: &SessionCatalog) -> Result<RecordBatch> {
+    let rows: Vec<Vec<V>> = crate::metrics::status()
+        .ingest_runs()
+        .into_iter()
+        .map(|(path, run)| {
+            vec![
+                path.into(),
+                run.layer.into(),
+                V::I(run.finished_ms * 1000),
+                V::I(run.rows as i64),
+                V::F(run.seconds),
+                run.outcome.into(),
+                run.detail.into(),
+                run.version.map_or(V::Null, |v| V::I(v as i64)),
+            ]
+        })
+        .collect();
+    build(&ingest_runs_schema(), &rows)
 }
