@@ -39,6 +39,34 @@ enum Command {
     Stream(StreamArgs),
     /// Pharmacy devices sending events over HTTP, MQTT or NATS; measures the stream.
     Simulate(SimulateArgs),
+    /// Compact the small files of the tables ingest and stream write, then checkpoint them.
+    Optimize(MaintainArgs),
+    /// Remove the files of those tables that no version within the retention needs.
+    Vacuum(MaintainArgs),
+}
+
+#[derive(clap::Args)]
+struct MaintainArgs {
+    /// Configuration file.
+    #[arg(long, default_value = "lakehouse.yaml")]
+    config: PathBuf,
+    /// Lake root (local directory or URL) instead of the configured one.
+    #[arg(long)]
+    lake: Option<String>,
+    /// Tables, as paths below the lake root (`bronze/stream/pharmacy/distribution`); default
+    /// every Delta table under bronze/, silver/ and gold/.
+    tables: Vec<String>,
+    /// Say what would be done, change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// vacuum: keep what versions younger than this need (default: each table's
+    /// `delta.deletedFileRetentionDuration`, 7 days unless set; never less than the longest
+    /// statement plus the refresh interval).
+    #[arg(long)]
+    retention: Option<String>,
+    /// optimize: size of the files compaction writes.
+    #[arg(long, default_value = "128MiB")]
+    target_size: String,
 }
 
 #[derive(clap::Args)]
@@ -257,7 +285,123 @@ fn main() -> ExitCode {
         Command::Bench(args) => run_bench(args),
         Command::Stream(args) => run_stream(args),
         Command::Simulate(args) => run_simulate(args),
+        Command::Optimize(args) => run_maintain(args, false),
+        Command::Vacuum(args) => run_maintain(args, true),
     }
+}
+
+/// `lakehouse optimize` and `lakehouse vacuum`: one line per table; exit 1 if any failed.
+fn run_maintain(args: MaintainArgs, vacuum: bool) -> ExitCode {
+    use lakehouse::lake::maintain;
+    let config = match load_config(&args.config, args.lake.as_deref()) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    init_quiet_log();
+    // A file may be gone only once no statement can still read a version that needs it.
+    let floor =
+        config.server.statement_timeout.unwrap_or_default() + config.server.refresh_interval;
+    let retention = match &args.retention {
+        Some(text) => match text.parse::<lakehouse::config::DurationSpec>() {
+            Ok(d) if d.0 >= floor => Some(d.0),
+            Ok(_) => {
+                eprintln!(
+                    "error: --retention {text} is shorter than the longest statement plus the refresh interval ({} s)",
+                    floor.as_secs()
+                );
+                return ExitCode::from(2);
+            }
+            Err(_) => {
+                eprintln!("error: invalid --retention {text:?}: expected a duration such as 7d");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let target = match lakehouse::config::parse_byte_size(&args.target_size) {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            eprintln!(
+                "error: invalid --target-size {:?}: expected a size such as 128MiB",
+                args.target_size
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async move {
+        let root = match lakehouse::catalog::spec::lake_location(&config) {
+            Ok(root) => root,
+            Err(err) => {
+                eprintln!("error: {err}");
+                return ExitCode::from(2);
+            }
+        };
+        let tables = if args.tables.is_empty() {
+            match maintain::tables(&root).await {
+                Ok(tables) => tables,
+                Err(err) => {
+                    eprintln!("error: cannot list the lake: {err}");
+                    return ExitCode::from(1);
+                }
+            }
+        } else {
+            args.tables.clone()
+        };
+        let mut failed = false;
+        for table in &tables {
+            let location = match root.join(table) {
+                Ok(location) => location,
+                Err(err) => {
+                    eprintln!("{table}: {err}");
+                    failed = true;
+                    continue;
+                }
+            };
+            let dry = if args.dry_run { " (dry run)" } else { "" };
+            if vacuum {
+                // Each table's own retention, unless another was asked for.
+                match maintain::vacuum(&location, retention, args.dry_run).await {
+                    Ok(report) => println!(
+                        "{table}: {} file(s) {}{dry}",
+                        report.files.len(),
+                        if args.dry_run { "to remove" } else { "removed" }
+                    ),
+                    Err(err) => {
+                        eprintln!("{table}: {err}");
+                        failed = true;
+                    }
+                }
+            } else {
+                match maintain::compact(&location, target, args.dry_run).await {
+                    Ok(report) if args.dry_run => println!(
+                        "{table}: {} file(s), {} small{dry}",
+                        report.files_before, report.small_files
+                    ),
+                    Ok(report) => println!(
+                        "{table}: {} file(s) compacted into {} (version {})",
+                        report.files_removed,
+                        report.files_added,
+                        report
+                            .version
+                            .map_or("unchanged".to_string(), |v| v.to_string())
+                    ),
+                    Err(err) => {
+                        eprintln!("{table}: {err}");
+                        failed = true;
+                    }
+                }
+            }
+        }
+        if failed {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        }
+    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {

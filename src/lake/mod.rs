@@ -4,6 +4,7 @@
 //! - [`StorageLocation`]: a URL plus the storage options of its credential.
 //! - [`features`]: the Delta reader profile, which table features are served and why the
 //!   others are refused (also `sys.delta_features` and the README's table).
+//! - [`maintain`]: compaction, checkpoints and VACUUM of the tables lakehouse writes.
 //! - [`table`]: open a table, check that we can read it correctly, refresh it to a newer
 //!   version, and hand DataFusion a provider pinned to one snapshot.
 //! - [`write`](mod@write): the writes that ingest and stream need (append, overwrite, merge), each able to
@@ -12,6 +13,7 @@
 //! Serving never calls [`write`](mod@write); ARCHITECTURE.md states that invariant.
 
 pub mod features;
+pub mod maintain;
 pub mod table;
 pub mod write;
 

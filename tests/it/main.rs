@@ -22,6 +22,9 @@ mod delta_interop;
 /// Prometheus metrics scraped by a real Prometheus.
 mod metrics;
 
+/// `lakehouse optimize` and `vacuum` beside readers and writers.
+mod maintenance;
+
 /// Power BI as Npgsql 4.0.17 drives the wire: TLS 1.2, SCRAM, type batch, navigator, folding.
 mod clients_npgsql;
 
