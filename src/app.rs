@@ -212,8 +212,19 @@ impl App {
                     shutdown.clone(),
                 ))
             });
+        let maintenance = self.config.maintenance.clone().map(|spec| {
+            tokio::spawn(maintenance_loop(
+                self.config.clone(),
+                spec,
+                self.registry.clone(),
+                shutdown.clone(),
+            ))
+        });
         self.server.run(self.listener, shutdown.clone()).await;
         shutdown.cancel();
+        if let Some(maintenance) = maintenance {
+            let _ = maintenance.await;
+        }
         if let Some(stream) = stream {
             stream.wait().await;
         }
@@ -365,6 +376,70 @@ async fn ingest_loop(
     .await;
     if let Err(err) = result {
         tracing::error!("scheduled ingest stopped: {err}");
+    }
+}
+
+/// `maintenance:` inside `serve`: every `every`, compacts and checkpoints every table under
+/// bronze/, silver/ and gold/, then vacuums it within its own retention (see
+/// `lake::maintain`), then refreshes the catalog. A failure is logged and retried next time;
+/// a run in progress finishes before shutdown completes.
+async fn maintenance_loop(
+    config: Config,
+    spec: crate::config::MaintenanceSpec,
+    registry: Arc<Registry>,
+    shutdown: CancellationToken,
+) {
+    use crate::lake::maintain;
+    let target = spec.target_size.map_or(128 << 20, |s| s.0);
+    let vacuum = spec.vacuum.unwrap_or(true);
+    let mut ticker = tokio::time::interval(spec.every.0);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let root = match crate::catalog::spec::lake_location(&config) {
+            Ok(root) => root,
+            Err(err) => return tracing::error!(error = %err, "maintenance stopped"),
+        };
+        let tables = match maintain::tables(&root).await {
+            Ok(tables) => tables,
+            Err(err) => {
+                tracing::warn!(error = %err, "maintenance: cannot list the lake");
+                continue;
+            }
+        };
+        for table in tables {
+            let Ok(location) = root.join(&table) else {
+                continue;
+            };
+            match maintain::compact(&location, target, false).await {
+                Ok(report) if report.files_removed > 0 => tracing::info!(
+                    %table,
+                    removed = report.files_removed,
+                    added = report.files_added,
+                    "compacted"
+                ),
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(%table, error = %err, "compaction failed; retried next time")
+                }
+            }
+            if vacuum {
+                match maintain::vacuum(&location, None, false).await {
+                    Ok(report) if !report.files.is_empty() => {
+                        tracing::info!(%table, removed = report.files.len(), "vacuumed")
+                    }
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::warn!(%table, error = %err, "vacuum failed; retried next time")
+                    }
+                }
+            }
+        }
+        registry.refresh().await;
     }
 }
 

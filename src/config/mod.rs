@@ -50,6 +50,24 @@ pub struct ConfigSpec {
     pub ingest: Option<ingest::IngestSpec>,
     /// Pharmacy device event stream.
     pub stream: Option<stream::StreamSpec>,
+    /// Scheduled Delta maintenance inside `serve`.
+    pub maintenance: Option<MaintenanceSpec>,
+}
+
+/// `maintenance:` of `lakehouse.yaml`: `serve` compacts, checkpoints and vacuums the tables
+/// under bronze/, silver/ and gold/ on this schedule (as `lakehouse optimize` then `lakehouse
+/// vacuum`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceSpec {
+    /// How often.
+    pub every: DurationSpec,
+    /// Size of the files compaction writes (default 128 MiB).
+    #[serde(default)]
+    pub target_size: Option<ByteSize>,
+    /// Whether to VACUUM after compacting (default true), with each table's own retention.
+    #[serde(default)]
+    pub vacuum: Option<bool>,
 }
 
 /// `server:` of `lakehouse.yaml`.
@@ -513,6 +531,8 @@ pub struct Config {
     pub ingest: Option<ingest::IngestSpec>,
     /// Stream settings, if configured.
     pub stream: Option<stream::StreamSpec>,
+    /// Scheduled maintenance, if configured.
+    pub maintenance: Option<MaintenanceSpec>,
 }
 
 /// Validated `server:` settings.
@@ -747,6 +767,7 @@ impl Config {
             metrics_listen,
             ingest: spec.ingest.clone(),
             stream: spec.stream.clone(),
+            maintenance: spec.maintenance.clone(),
         };
         diagnostics.into_result(config)
     }
@@ -806,6 +827,7 @@ fn unreachable_defaults(diagnostics: Diagnostics, base_dir: &Path) -> Config {
         metrics_listen: None,
         ingest: None,
         stream: None,
+        maintenance: None,
     }
 }
 

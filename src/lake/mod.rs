@@ -10,7 +10,8 @@
 //! - [`write`](mod@write): the writes that ingest and stream need (append, overwrite, merge), each able to
 //!   carry an application transaction id so that data and checkpoint advance in one commit.
 //!
-//! Serving never calls [`write`](mod@write); ARCHITECTURE.md states that invariant.
+//! Serving statements never calls [`write`](mod@write) nor [`maintain`]; ARCHITECTURE.md states that
+//! invariant.
 
 pub mod features;
 pub mod maintain;

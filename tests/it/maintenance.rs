@@ -161,3 +161,43 @@ async fn optimize_compacts_under_readers_and_writers_and_vacuum_keeps_what_versi
     );
     server.stop().await;
 }
+
+/// `maintenance:` in `serve`: the small files are compacted on the schedule while queries keep
+/// their exact answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_compacts_on_its_schedule() {
+    let mut tables = fixture::hospital();
+    tables.push(Table {
+        name: "many_small".into(),
+        batches: (0..20).map(|_| patients(40)).collect(),
+    });
+    let server = TestServer::start_with(Setup {
+        server_yaml: "  tls:\n    mode: prefer\nmaintenance:\n  every: 1s\n".to_string(),
+        tables,
+        ..Setup::default()
+    })
+    .await;
+    let alice = server.connect("alice").await;
+    let mut n_files = 20;
+    for _ in 0..150 {
+        assert_eq!(
+            rows(&alice, "select count(*) from many_small").await,
+            vec![vec![Some("800".to_string())]]
+        );
+        n_files = rows(
+            &alice,
+            "select n_files from sys.lake_tables where table_name = 'many_small'",
+        )
+        .await[0][0]
+            .as_deref()
+            .unwrap()
+            .parse::<u32>()
+            .unwrap();
+        if n_files == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(n_files, 1, "compacted by the schedule");
+    server.stop().await;
+}
