@@ -28,7 +28,7 @@ pub async fn tables(root: &StorageLocation) -> Result<Vec<String>> {
             let mut next = Vec::new();
             for dir in pending {
                 let location = root.join(&dir)?;
-                for (name, is_table) in children(&location).await? {
+                for (name, is_table) in super::subfolders(&location).await? {
                     let path = format!("{dir}/{name}");
                     if is_table {
                         found.push(path);
@@ -42,48 +42,6 @@ pub async fn tables(root: &StorageLocation) -> Result<Vec<String>> {
     }
     found.sort();
     Ok(found)
-}
-
-/// The sub-folders of `location`, each with whether it is a Delta table.
-async fn children(location: &StorageLocation) -> Result<Vec<(String, bool)>> {
-    if let Some(path) = location.local_path() {
-        let mut out = Vec::new();
-        let entries = match std::fs::read_dir(&path) {
-            Ok(entries) => entries,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(err) => return Err(err.into()),
-        };
-        for entry in entries {
-            let entry = entry?;
-            if entry.file_type()?.is_dir()
-                && let Some(name) = entry.file_name().to_str()
-                && !name.starts_with('_')
-                && !name.starts_with('.')
-            {
-                out.push((name.to_string(), entry.path().join("_delta_log").is_dir()));
-            }
-        }
-        return Ok(out);
-    }
-    let (store, prefix) = location.object_store()?;
-    let listing = store.list_with_delimiter(Some(&prefix)).await?;
-    let mut out = Vec::new();
-    for folder in listing.common_prefixes {
-        let Some(name) = folder.filename().map(str::to_string) else {
-            continue;
-        };
-        if name.starts_with('_') || name.starts_with('.') {
-            continue;
-        }
-        let log = folder.clone().join("_delta_log");
-        let is_table = !store
-            .list_with_delimiter(Some(&log))
-            .await?
-            .objects
-            .is_empty();
-        out.push((name, is_table));
-    }
-    Ok(out)
 }
 
 /// What compaction did (or, dry, would do) to one table.

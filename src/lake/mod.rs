@@ -213,39 +213,55 @@ pub fn register_handlers() {
 /// A folder is a table when it has a `_delta_log/`. Used for catalog discovery, so that
 /// `gold/ikhospital/*` becomes the tables of schema `dbo` without listing them by hand.
 pub async fn discover_tables(location: &StorageLocation) -> Result<Vec<String>> {
+    let mut names: Vec<String> = subfolders(location)
+        .await?
+        .into_iter()
+        .filter_map(|(name, is_table)| is_table.then_some(name))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// The sub-folders of `location` (not `_`- or `.`-prefixed ones: Delta's and hidden), each
+/// with whether it is a Delta table. A missing location has none.
+pub(crate) async fn subfolders(location: &StorageLocation) -> Result<Vec<(String, bool)>> {
     if let Some(path) = location.local_path() {
-        // Local discovery with std::fs: object_store's local listing errors on a missing prefix.
-        let mut names = Vec::new();
+        // Local listing with std::fs: object_store's local listing errors on a missing prefix.
+        let mut out = Vec::new();
         let entries = match std::fs::read_dir(&path) {
             Ok(entries) => entries,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(names),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(out),
             Err(err) => return Err(err.into()),
         };
         for entry in entries {
             let entry = entry?;
-            if entry.path().join("_delta_log").is_dir()
+            if entry.file_type()?.is_dir()
                 && let Some(name) = entry.file_name().to_str()
+                && !name.starts_with('_')
+                && !name.starts_with('.')
             {
-                names.push(name.to_string());
+                out.push((name.to_string(), entry.path().join("_delta_log").is_dir()));
             }
         }
-        names.sort();
-        return Ok(names);
+        return Ok(out);
     }
     let (store, prefix) = location.object_store()?;
     let listing = store.list_with_delimiter(Some(&prefix)).await?;
-    let mut names = Vec::new();
+    let mut out = Vec::new();
     for folder in listing.common_prefixes {
+        let Some(name) = folder.filename().map(str::to_string) else {
+            continue;
+        };
+        if name.starts_with('_') || name.starts_with('.') {
+            continue;
+        }
         let log = folder.clone().join("_delta_log");
-        let has_log = !store
+        let is_table = !store
             .list_with_delimiter(Some(&log))
             .await?
             .objects
             .is_empty();
-        if has_log && let Some(name) = folder.filename() {
-            names.push(name.to_string());
-        }
+        out.push((name, is_table));
     }
-    names.sort();
-    Ok(names)
+    Ok(out)
 }
