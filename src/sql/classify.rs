@@ -109,11 +109,20 @@ pub fn classify(statement: Statement) -> Result<Action, QueryError> {
             }
         }
         S::ShowVariable { variable } => {
-            let name = variable
-                .iter()
-                .map(|i| i.value.clone())
-                .collect::<Vec<_>>()
-                .join(" ");
+            // sqlparser keeps the words of `SHOW a.b` and drops the dot, as it drops the space
+            // of `SHOW TIME ZONE`. PostgreSQL's multi-word names are these three; any other
+            // several-part name is a dotted (custom) setting such as lakehouse.result_cache.
+            let words: Vec<String> = variable.iter().map(|i| i.value.clone()).collect();
+            let spaced = words.join(" ");
+            let name = if words.len() > 1
+                && !matches!(
+                    spaced.to_lowercase().as_str(),
+                    "time zone" | "transaction isolation level" | "session authorization"
+                ) {
+                words.join(".")
+            } else {
+                spaced
+            };
             if name.eq_ignore_ascii_case("all") {
                 Action::Show(None)
             } else {
@@ -319,6 +328,16 @@ mod tests {
             Action::Show(Some(_))
         ));
         assert!(matches!(check("SHOW ALL").unwrap(), Action::Show(None)));
+        for (sql, name) in [
+            ("show lakehouse.result_cache", "lakehouse.result_cache"),
+            ("SHOW TIME ZONE", "TIME ZONE"),
+            ("show application_name", "application_name"),
+        ] {
+            match check(sql).unwrap() {
+                Action::Show(Some(got)) => assert_eq!(got, name, "{sql}"),
+                other => panic!("{sql}: {other:?}"),
+            }
+        }
         assert!(matches!(
             check("show transaction isolation level").unwrap(),
             Action::Show(Some(_))

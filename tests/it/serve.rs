@@ -533,3 +533,22 @@ async fn check_reports_what_serve_would_refuse() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("/nonexistent/server.crt"), "{stderr}");
 }
+
+/// `SHOW` reads dotted (custom) settings without quotes, as PostgreSQL does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_reads_dotted_settings_unquoted() {
+    let server = TestServer::start().await;
+    let client = server.connect("alice").await;
+    let value = |v: &str| vec![vec![Some(v.to_string())]];
+    assert_eq!(
+        rows(&client, "show lakehouse.result_cache").await,
+        value("on")
+    );
+    rows(&client, "set lakehouse.result_cache = off").await;
+    assert_eq!(
+        rows(&client, "SHOW lakehouse.result_cache").await,
+        value("off")
+    );
+    assert_eq!(rows(&client, "show time zone").await, value("UTC"));
+    server.stop().await;
+}
