@@ -706,8 +706,10 @@ impl Planner {
             .iter()
             .enumerate()
             .map(|(idx, field)| FieldInfo {
+                // The query's output names are not EXPLAIN's: its columns are its own.
                 name: names
                     .as_ref()
+                    .filter(|_| explain.is_none())
                     .and_then(|n| n.get(idx).cloned().flatten())
                     .unwrap_or_else(|| field.name().clone()),
                 pg_type: pgtype::pg_type_of_field(field),

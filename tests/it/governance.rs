@@ -200,6 +200,13 @@ async fn user_predicates_never_run_on_hidden_rows() {
     );
     let plan = rows(&carol, "explain select * from dim_patient").await;
     assert!(format!("{plan:?}").contains("SecurityBarrier"), "{plan:?}");
+    // EXPLAIN's columns are its own, not the query's.
+    let statement = carol
+        .prepare("explain select name from dim_patient")
+        .await
+        .unwrap();
+    let names: Vec<&str> = statement.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["plan_type", "plan"]);
     server.stop().await;
 }
 
