@@ -73,9 +73,14 @@ pub async fn run(
         let name = format!("{}.{}", entry.schema, entry.name);
         match &entry.status {
             TableStatus::Ready(ready) => tables.push(match ready.version {
-                Some(version) => format!(
+                Some(version) if ready.reader_features.is_empty() => format!(
                     "{name}: served (Delta version {version}, {} file(s))",
                     ready.n_files
+                ),
+                Some(version) => format!(
+                    "{name}: served (Delta version {version}, {} file(s), reader features: {})",
+                    ready.n_files,
+                    ready.reader_features.join(", ")
                 ),
                 None => format!("{name}: served (Parquet, {} file(s))", ready.n_files),
             }),

@@ -72,6 +72,8 @@ pub struct ReadyTable {
     /// When the served version was committed (Unix milliseconds: the commit file's time), if
     /// its commit file is still in the log.
     pub committed_at_ms: Option<i64>,
+    /// The Delta reader features the served version needs (see `lake::features`).
+    pub reader_features: Vec<String>,
 }
 
 impl std::fmt::Debug for ReadyTable {
@@ -512,6 +514,7 @@ fn ready_from_handle(handle: &TableHandle) -> TableStatus {
                 n_files: handle.n_files(),
                 partition_columns: handle.partition_columns().unwrap_or_default(),
                 committed_at_ms: handle.committed_at_ms(),
+                reader_features: handle.reader_features(),
             }),
             Err(err) => TableStatus::Broken(err.to_string()),
         },
@@ -570,6 +573,7 @@ async fn open_parquet(def: &TableDef, session: &SessionState) -> Result<ReadyTab
         n_files,
         partition_columns: Vec::new(),
         committed_at_ms: None,
+        reader_features: Vec::new(),
     })
 }
 

@@ -74,6 +74,26 @@ impl TableHandle {
         self.table.version().unwrap_or(0)
     }
 
+    /// The reader features the loaded version's protocol names (`deletionVectors`, ...; none
+    /// for legacy protocols), sorted.
+    pub fn reader_features(&self) -> Vec<String> {
+        let Ok(snapshot) = self.table.snapshot() else {
+            return Vec::new();
+        };
+        let protocol = serde_json::to_value(snapshot.protocol()).unwrap_or_default();
+        let mut names: Vec<String> = protocol
+            .get("readerFeatures")
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| f.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
     /// When the loaded version was committed: its commit file's modification time, Unix
     /// milliseconds (`None` once log cleanup removed the file).
     pub fn committed_at_ms(&self) -> Option<i64> {

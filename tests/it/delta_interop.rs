@@ -325,6 +325,16 @@ async fn a_unity_catalog_managed_table_is_served() {
         ],
         "logical names, not physical ones"
     );
+    assert_eq!(
+        rows(
+            &alice,
+            "select reader_features from sys.lake_tables where table_name = 'dim_patient'"
+        )
+        .await,
+        vec![vec![Some(
+            "{columnMapping,deletionVectors,v2Checkpoint,vacuumProtocolCheck}".to_string()
+        )]]
+    );
     server.stop().await;
 }
 

@@ -48,6 +48,7 @@ pub const SYS_TABLES: &[(&str, &[&str])] = &[
             "status",
             "committed_at",
             "age_seconds",
+            "reader_features",
         ],
     ),
     ("delta_features", &["feature", "kind", "reading", "reason"]),
@@ -173,6 +174,7 @@ fn lake_tables_schema() -> SchemaRef {
         ("status", Col::Text),
         ("committed_at", Col::TimestampTz),
         ("age_seconds", Col::Float8),
+        ("reader_features", Col::TextArray),
     ])
 }
 
@@ -184,15 +186,16 @@ fn lake_tables(session: &SessionCatalog) -> Result<RecordBatch> {
         .tables
         .values()
         .map(|entry| {
-            let (version, n_files, status, committed) = match &entry.status {
+            let (version, n_files, status, committed, features) = match &entry.status {
                 TableStatus::Ready(ready) => (
                     ready.version.map(|v| v as i64).into(),
                     (ready.n_files as i64).into(),
                     "ready".to_string(),
                     ready.committed_at_ms,
+                    V::SL(ready.reader_features.clone()),
                 ),
                 TableStatus::Broken(reason) => {
-                    (V::Null, V::Null, format!("broken: {reason}"), None)
+                    (V::Null, V::Null, format!("broken: {reason}"), None, V::Null)
                 }
             };
             vec![
@@ -205,6 +208,7 @@ fn lake_tables(session: &SessionCatalog) -> Result<RecordBatch> {
                 status.into(),
                 committed.map_or(V::Null, |ms| V::I(ms * 1000)),
                 committed.map_or(V::Null, |ms| V::F((now_ms - ms) as f64 / 1000.0)),
+                features,
             ]
         })
         .collect();
