@@ -32,6 +32,25 @@ use crate::lake::write::{self, MergeOptions, WriteOptions};
 /// The application id of every commit the stream makes (the version is the batch id).
 pub const APP_ID: &str = "lakehouse-stream";
 
+/// Days of event ids the writer keeps in memory for deduplication: events of the last
+/// `DEDUP_DAYS` days before today (and any later day). A redelivered event of an older day is
+/// checked against that day's bronze partition, loaded for the batch and then dropped, so the
+/// memory holds a few days of ids however long the stream runs.
+pub const DEDUP_DAYS: i32 = 2;
+
+/// Today, in days since 1970-01-01 (UTC), as `date_distribution` counts them.
+fn today() -> i32 {
+    (chrono::Utc::now().timestamp().div_euclid(86_400)) as i32
+}
+
+/// `DATE 'YYYY-MM-DD'` of a day count, for partition filters.
+fn date_literal(day: i32) -> String {
+    let date = chrono::DateTime::from_timestamp(i64::from(day) * 86_400, 0)
+        .map(|d| d.date_naive().to_string())
+        .unwrap_or_else(|| "1970-01-01".to_string());
+    format!("DATE '{date}'")
+}
+
 /// What a batch did with one submission's records.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Outcome {
@@ -175,7 +194,8 @@ pub struct Writer {
     known_ndcs: HashSet<String>,
     registry: Option<Arc<Registry>>,
     stats: Arc<Stats>,
-    seen: HashSet<u128>,
+    /// Event ids in bronze, by `date_distribution` day: the recent days (see [`DEDUP_DAYS`]).
+    seen: HashMap<i32, HashSet<u128>>,
     daily: HashMap<(String, i32), DailyRow>,
     next_batch: i64,
     ready: bool,
@@ -194,7 +214,7 @@ impl Writer {
             known_ndcs,
             registry,
             stats,
-            seen: HashSet::new(),
+            seen: HashMap::new(),
             daily: HashMap::new(),
             next_batch: 1,
             ready: false,
@@ -217,10 +237,18 @@ impl Writer {
         let dead_v = version(self.tables.dead_letter.clone()).await?;
 
         self.seen.clear();
-        for batch in query(&self.tables.bronze, "SELECT event_id FROM t").await? {
-            for id in strings(&batch, 0)? {
+        let sql = format!(
+            "SELECT event_id, date_distribution FROM t WHERE date_distribution >= {}",
+            date_literal(today() - DEDUP_DAYS)
+        );
+        for batch in query(&self.tables.bronze, &sql).await? {
+            let days = integers(&batch, 1)?;
+            for (id, day) in strings(&batch, 0)?.into_iter().zip(days) {
                 if let Ok(uuid) = uuid::Uuid::parse_str(&id) {
-                    self.seen.insert(uuid.as_u128());
+                    self.seen
+                        .entry(day as i32)
+                        .or_default()
+                        .insert(uuid.as_u128());
                 }
             }
         }
@@ -261,7 +289,7 @@ impl Writer {
         self.notify().await;
         tracing::info!(
             next_batch = self.next_batch,
-            events = self.seen.len(),
+            events = self.seen.values().map(HashSet::len).sum::<usize>(),
             "stream writer ready"
         );
         Ok(())
@@ -288,39 +316,78 @@ impl Writer {
             };
             submissions.len()
         ];
+        let validated: Vec<Vec<std::result::Result<Event, String>>> = submissions
+            .iter()
+            .map(|sub| {
+                sub.records
+                    .iter()
+                    .map(|r| validate(&r.payload, r.device.as_deref(), &self.known_ndcs))
+                    .collect()
+            })
+            .collect();
+        // Days older than the ones kept in memory: their ids come from bronze, for this batch.
+        let floor = today() - DEDUP_DAYS;
+        let old_days: std::collections::BTreeSet<i32> = validated
+            .iter()
+            .flatten()
+            .filter_map(|v| v.as_ref().ok())
+            .map(|e| e.date_distribution)
+            .filter(|day| *day < floor && !self.seen.contains_key(day))
+            .collect();
+        for day in old_days {
+            if let Err(err) = self.load_day(day).await {
+                tracing::error!(error = %err, day, "cannot read bronze to deduplicate; the batch is refused");
+                self.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+                for sub in submissions {
+                    let _ = sub.reply.send(Err("the lake is not available".to_string()));
+                }
+                return;
+            }
+        }
         let mut new_events: Vec<(Event, &Record)> = Vec::new();
         let mut dead: Vec<(String, &Record)> = Vec::new();
         let mut in_batch: HashSet<u128> = HashSet::new();
         let mut oldest = started;
         // Per source and outcome, for the metrics once the batch is committed.
         let mut by_source: HashMap<(&'static str, &'static str), u64> = HashMap::new();
-        for (sub, outcome) in submissions.iter().zip(outcomes.iter_mut()) {
-            for record in &sub.records {
+        for ((sub, outcome), results) in submissions.iter().zip(outcomes.iter_mut()).zip(validated)
+        {
+            for (record, result) in sub.records.iter().zip(results) {
                 oldest = oldest.min(record.received_at);
-                let what =
-                    match validate(&record.payload, record.device.as_deref(), &self.known_ndcs) {
-                        Ok(event) => {
-                            if self.seen.contains(&event.id) || !in_batch.insert(event.id) {
-                                outcome.duplicates += 1;
-                                "duplicate"
-                            } else {
-                                outcome.accepted += 1;
-                                new_events.push((event, record));
-                                "accepted"
-                            }
+                let what = match result {
+                    Ok(event) => {
+                        let known = self
+                            .seen
+                            .get(&event.date_distribution)
+                            .is_some_and(|ids| ids.contains(&event.id));
+                        if known || !in_batch.insert(event.id) {
+                            outcome.duplicates += 1;
+                            "duplicate"
+                        } else {
+                            outcome.accepted += 1;
+                            new_events.push((event, record));
+                            "accepted"
                         }
-                        Err(reason) => {
-                            outcome.dead_lettered += 1;
-                            dead.push((reason, record));
-                            "dead_lettered"
-                        }
-                    };
+                    }
+                    Err(reason) => {
+                        outcome.dead_lettered += 1;
+                        dead.push((reason, record));
+                        "dead_lettered"
+                    }
+                };
                 *by_source.entry((record.source, what)).or_default() += 1;
             }
         }
         match self.commit(batch_id, &new_events, &dead).await {
             Ok(()) => {
-                self.seen.extend(in_batch);
+                for (event, _) in &new_events {
+                    self.seen
+                        .entry(event.date_distribution)
+                        .or_default()
+                        .insert(event.id);
+                }
+                // Older days (loaded for this batch, or left behind by the calendar) go.
+                self.seen.retain(|day, _| *day >= floor);
                 let metrics = crate::metrics::global();
                 metrics
                     .stream_commit_duration
@@ -787,6 +854,27 @@ pub(crate) fn integers(batch: &RecordBatch, index: usize) -> Result<Vec<i64>> {
         .downcast_ref::<Int64Array>()
         .ok_or_else(|| Error::Data("an integer column has an unexpected type".to_string()))?;
     Ok(array.iter().map(|v| v.unwrap_or_default()).collect())
+}
+
+impl Writer {
+    /// Loads the event ids of one bronze day (a partition) into memory.
+    async fn load_day(&mut self, day: i32) -> Result<()> {
+        let sql = format!(
+            "SELECT event_id FROM t WHERE date_distribution = {}",
+            date_literal(day)
+        );
+        // Complete or not at all: a partly loaded day would pass its duplicates.
+        let mut ids = HashSet::new();
+        for batch in query(&self.tables.bronze, &sql).await? {
+            for id in strings(&batch, 0)? {
+                if let Ok(uuid) = uuid::Uuid::parse_str(&id) {
+                    ids.insert(uuid.as_u128());
+                }
+            }
+        }
+        self.seen.insert(day, ids);
+        Ok(())
+    }
 }
 
 async fn load_daily(location: &StorageLocation) -> Result<HashMap<(String, i32), DailyRow>> {
