@@ -415,7 +415,7 @@ async fn maintenance_loop(
             let Ok(location) = root.join(&table) else {
                 continue;
             };
-            match maintain::compact(&location, target, false).await {
+            match maintain::compact(&location, target, false, false).await {
                 Ok(report) if report.files_removed > 0 => tracing::info!(
                     %table,
                     removed = report.files_removed,
@@ -428,7 +428,7 @@ async fn maintenance_loop(
                 }
             }
             if vacuum {
-                match maintain::vacuum(&location, None, false).await {
+                match maintain::vacuum(&location, None, false, false).await {
                     Ok(report) if !report.files.is_empty() => {
                         tracing::info!(%table, removed = report.files.len(), "vacuumed")
                     }

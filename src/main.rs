@@ -292,7 +292,7 @@ fn main() -> ExitCode {
 
 /// `lakehouse optimize` and `lakehouse vacuum`: one line per table; exit 1 if any failed.
 fn run_maintain(args: MaintainArgs, vacuum: bool) -> ExitCode {
-    use lakehouse::lake::maintain;
+    use lakehouse::lake::maintain::{self, CompactReport, VacuumReport};
     let config = match load_config(&args.config, args.lake.as_deref()) {
         Ok(config) => config,
         Err(code) => return code,
@@ -340,6 +340,7 @@ fn run_maintain(args: MaintainArgs, vacuum: bool) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+        let named = !args.tables.is_empty();
         let tables = if args.tables.is_empty() {
             match maintain::tables(&root).await {
                 Ok(tables) => tables,
@@ -364,7 +365,11 @@ fn run_maintain(args: MaintainArgs, vacuum: bool) -> ExitCode {
             let dry = if args.dry_run { " (dry run)" } else { "" };
             if vacuum {
                 // Each table's own retention, unless another was asked for.
-                match maintain::vacuum(&location, retention, args.dry_run).await {
+                match maintain::vacuum(&location, retention, args.dry_run, named).await {
+                    Ok(VacuumReport {
+                        skipped: Some(reason),
+                        ..
+                    }) => println!("{table}: {reason}"),
                     Ok(report) => println!(
                         "{table}: {} file(s) {}{dry}",
                         report.files.len(),
@@ -376,7 +381,11 @@ fn run_maintain(args: MaintainArgs, vacuum: bool) -> ExitCode {
                     }
                 }
             } else {
-                match maintain::compact(&location, target, args.dry_run).await {
+                match maintain::compact(&location, target, args.dry_run, named).await {
+                    Ok(CompactReport {
+                        skipped: Some(reason),
+                        ..
+                    }) => println!("{table}: {reason}"),
                     Ok(report) if args.dry_run => println!(
                         "{table}: {} file(s), {} small{dry}",
                         report.files_before, report.small_files

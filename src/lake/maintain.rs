@@ -57,16 +57,50 @@ pub struct CompactReport {
     pub files_added: u64,
     /// The version committed, if any.
     pub version: Option<u64>,
+    /// Why the table was left alone, if it was (see [`foreign`]).
+    pub skipped: Option<String>,
+}
+
+/// Reader features lakehouse's own writes may carry (deltalake marks `timestamp_ntz` columns).
+const OWN_READER_FEATURES: [&str; 1] = ["timestampNtz"];
+
+/// Why a table looks written by another engine (Databricks, Fabric, Spark): it needs reader
+/// features lakehouse's writer never uses. Such tables are maintained only when named.
+fn foreign(table: &deltalake::DeltaTable) -> Option<String> {
+    let snapshot = table.snapshot().ok()?;
+    let protocol = serde_json::to_value(snapshot.protocol()).ok()?;
+    let others: Vec<String> = protocol
+        .get("readerFeatures")?
+        .as_array()?
+        .iter()
+        .filter_map(|f| f.as_str())
+        .filter(|f| !OWN_READER_FEATURES.contains(f))
+        .map(str::to_string)
+        .collect();
+    (!others.is_empty()).then(|| {
+        format!(
+            "written with {} by another engine: left alone unless named",
+            others.join(", ")
+        )
+    })
 }
 
 /// Bin-packs the small files of the table at `location` into files of about `target_bytes`,
-/// then writes a checkpoint. `dry_run` only counts.
+/// then writes a checkpoint. `dry_run` only counts. A table of another engine ([`foreign`]) is
+/// left alone unless `named`.
 pub async fn compact(
     location: &StorageLocation,
     target_bytes: u64,
     dry_run: bool,
+    named: bool,
 ) -> Result<CompactReport> {
     let table = super::write::open_for_write(location).await?;
+    if !named && let Some(reason) = foreign(&table) {
+        return Ok(CompactReport {
+            skipped: Some(reason),
+            ..CompactReport::default()
+        });
+    }
     let sizes: Vec<u64> = {
         let snapshot = table.snapshot()?;
         snapshot
@@ -102,17 +136,27 @@ const NON_ZERO_MIB: std::num::NonZeroU64 = match std::num::NonZeroU64::new(1 << 
 pub struct VacuumReport {
     /// Files no version within the retention needs, relative to the table.
     pub files: Vec<String>,
+    /// Why the table was left alone, if it was (see [`foreign`]).
+    pub skipped: Option<String>,
 }
 
 /// Removes the files of the table at `location` that no version younger than `retention`
 /// needs; `None` is the table's own `delta.deletedFileRetentionDuration` (7 days unless set),
-/// and a shorter one is refused by deltalake. `dry_run` only lists them.
+/// and a shorter one is refused by deltalake. `dry_run` only lists them. A table of another
+/// engine ([`foreign`]) is left alone unless `named`.
 pub async fn vacuum(
     location: &StorageLocation,
     retention: Option<Duration>,
     dry_run: bool,
+    named: bool,
 ) -> Result<VacuumReport> {
     let table = super::write::open_for_write(location).await?;
+    if !named && let Some(reason) = foreign(&table) {
+        return Ok(VacuumReport {
+            files: Vec::new(),
+            skipped: Some(reason),
+        });
+    }
     let mut builder = table
         .vacuum()
         .with_enforce_retention_duration(true)
@@ -125,5 +169,8 @@ pub async fn vacuum(
     let (_, metrics) = builder.await?;
     let mut files = metrics.files_deleted;
     files.sort();
-    Ok(VacuumReport { files })
+    Ok(VacuumReport {
+        files,
+        skipped: None,
+    })
 }

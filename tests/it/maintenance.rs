@@ -29,8 +29,30 @@ async fn optimize_compacts_under_readers_and_writers_and_vacuum_keeps_what_versi
         name: "many_small".into(),
         batches: (0..30).map(|_| patients(40)).collect(),
     });
+    // And a table as another engine writes them (deletion vectors): left alone unless named.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        use crate::support::delta_protocol::{Columns, Table as Foreign, patients, protocol};
+        let mut foreign = Foreign::create(
+            &dir.path().join("lake"),
+            "from_databricks",
+            Columns::plain(),
+        );
+        let files: Vec<_> = (0..3)
+            .map(|i| foreign.write_file(&patients(1 + 10 * i, 10), true))
+            .collect();
+        let mut actions = vec![
+            protocol(&["deletionVectors"], &["deletionVectors"]),
+            foreign.metadata(&[]),
+        ];
+        for file in &files {
+            actions.push(foreign.add(file, None));
+        }
+        foreign.commit(actions);
+    }
     let server = TestServer::start_with(Setup {
         tables,
+        dir: Some(dir),
         ..Setup::default()
     })
     .await;
@@ -51,6 +73,19 @@ async fn optimize_compacts_under_readers_and_writers_and_vacuum_keeps_what_versi
     );
     assert!(
         out.contains("gold/ikhospital/fact_events: 2 file(s)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("gold/ikhospital/from_databricks: written with deletionVectors by another engine: left alone unless named"),
+        "{out}"
+    );
+    let (code, out, err) = lakehouse(
+        &["optimize", "--dry-run", "gold/ikhospital/from_databricks"],
+        &config,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("gold/ikhospital/from_databricks: 3 file(s), 3 small (dry run)"),
         "{out}"
     );
 
