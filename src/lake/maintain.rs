@@ -57,7 +57,7 @@ pub struct CompactReport {
     pub files_added: u64,
     /// The version committed, if any.
     pub version: Option<u64>,
-    /// Why the table was left alone, if it was (see [`foreign`]).
+    /// Why the table was left alone, if it was (it needs reader features of another engine).
     pub skipped: Option<String>,
 }
 
@@ -86,8 +86,8 @@ fn foreign(table: &deltalake::DeltaTable) -> Option<String> {
 }
 
 /// Bin-packs the small files of the table at `location` into files of about `target_bytes`,
-/// then writes a checkpoint. `dry_run` only counts. A table of another engine ([`foreign`]) is
-/// left alone unless `named`.
+/// then writes a checkpoint. `dry_run` only counts. A table of another engine (reader features
+/// lakehouse never writes) is left alone unless `named`.
 pub async fn compact(
     location: &StorageLocation,
     target_bytes: u64,
@@ -136,14 +136,14 @@ const NON_ZERO_MIB: std::num::NonZeroU64 = match std::num::NonZeroU64::new(1 << 
 pub struct VacuumReport {
     /// Files no version within the retention needs, relative to the table.
     pub files: Vec<String>,
-    /// Why the table was left alone, if it was (see [`foreign`]).
+    /// Why the table was left alone, if it was (it needs reader features of another engine).
     pub skipped: Option<String>,
 }
 
 /// Removes the files of the table at `location` that no version younger than `retention`
 /// needs; `None` is the table's own `delta.deletedFileRetentionDuration` (7 days unless set),
 /// and a shorter one is refused by deltalake. `dry_run` only lists them. A table of another
-/// engine ([`foreign`]) is left alone unless `named`.
+/// engine (reader features lakehouse never writes) is left alone unless `named`.
 pub async fn vacuum(
     location: &StorageLocation,
     retention: Option<Duration>,
