@@ -90,6 +90,25 @@ where
     }
 }
 
+/// Runs `work` (planning) on the statement runtime's blocking pool, driven to completion
+/// there: DataFusion's optimizer passes are synchronous, so a statement abandoned for its
+/// timeout or cancel keeps computing until its current pass ends. On a worker thread that
+/// would hold up every session's statements (even `RESET`) behind it; on the blocking pool it
+/// costs CPU only. Returns when `work` does, or is dropped with the statement (the work then
+/// finishes in the background and its result is discarded).
+pub async fn off_network_blocking<T, F>(work: F) -> Result<T, QueryError>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, QueryError>> + Send + 'static,
+{
+    let handle = runtime().handle().clone();
+    let task = runtime().spawn_blocking(move || handle.block_on(work));
+    match task.await {
+        Ok(result) => result,
+        Err(err) => Err(join_error(err, next_internal_id())),
+    }
+}
+
 /// The query id of an internal error that happened before the statement had one.
 fn next_internal_id() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};

@@ -304,7 +304,10 @@ impl QuerySession {
         };
         let declared = prepared.declared.clone();
         let (fields, param_types, planned) =
-            exec::off_network(async move { planner.plan(query, &declared, explain).await }).await?;
+            exec::off_network_blocking(
+                async move { planner.plan(query, &declared, explain).await },
+            )
+            .await?;
         prepared.fields = Some(fields);
         prepared.param_types = param_types;
         prepared.planned = Some(planned);
