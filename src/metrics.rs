@@ -309,6 +309,12 @@ impl Metrics {
             )?,
             registry: r,
         })
+        .inspect(|m| {
+            // The metrics are built when the command starts (the catalog's first refresh, or
+            // the metrics endpoint's bind, touch them).
+            m.process_start_time
+                .set(chrono::Utc::now().timestamp() as f64);
+        })
     }
 
     /// Counts one statement from its audit record (failed logins are audited too; they are
@@ -412,28 +418,26 @@ impl Metrics {
         }
     }
 
-    /// Reads the process's resident memory and open descriptors from `/proc`, and the stream
-    /// queue's depth.
+    /// Events queued for the stream writer now (0 without a stream).
+    pub fn stream_queued(&self) -> i64 {
+        self.stream_queue
+            .lock()
+            .as_ref()
+            .map_or(0, |(permits, capacity)| {
+                let queued = capacity.saturating_sub(permits.available_permits());
+                i64::try_from(queued).unwrap_or(i64::MAX)
+            })
+    }
+
+    /// Reads the process's resident memory and open descriptors, and the stream queue's depth.
     pub fn observe_process(&self) {
-        if let Some((permits, capacity)) = &*self.stream_queue.lock() {
-            let queued = capacity.saturating_sub(permits.available_permits());
-            self.stream_queue_depth
-                .set(i64::try_from(queued).unwrap_or(i64::MAX));
-        }
-        if let Ok(statm) = std::fs::read_to_string("/proc/self/statm")
-            && let Some(pages) = statm
-                .split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<i64>().ok())
-        {
-            // Linux x86_64 and aarch64 pages are 4 KiB in every configuration we run.
-            self.process_resident_memory.set(pages * 4096);
+        self.stream_queue_depth.set(self.stream_queued());
+        if let Some(resident) = crate::sql::memory::read_resident() {
+            self.process_resident_memory
+                .set(i64::try_from(resident).unwrap_or(i64::MAX));
         }
         if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
             self.process_open_fds.set(dir.count() as i64);
-        }
-        if self.process_start_time.get() == 0.0 {
-            self.process_start_time.set(*START as f64);
         }
     }
 
@@ -590,9 +594,6 @@ pub fn status() -> &'static Status {
     &STATUS
 }
 
-/// When the process started (its first use of the metrics, at startup), Unix seconds.
-static START: LazyLock<i64> = LazyLock::new(|| chrono::Utc::now().timestamp());
-
 /// An open connection, counted in `lakehouse_connections_open` while it lives.
 pub struct OpenConnection(&'static Metrics);
 
@@ -622,6 +623,7 @@ pub struct Sources {
 /// Binds the metrics endpoint (port 0 picks one), so that a taken address stops the command
 /// at start.
 pub async fn bind(listen: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    global();
     tokio::net::TcpListener::bind(listen).await
 }
 

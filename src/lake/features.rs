@@ -186,6 +186,24 @@ pub fn describe(name: &str) -> String {
     format!("{name} ({why})")
 }
 
+/// The reader features a protocol action lists (`readerFeatures`, only in reader version 3),
+/// sorted; `protocol` is the action as JSON, as the Delta log and deltalake's `Protocol`
+/// serialize it.
+pub fn listed(protocol: &serde_json::Value) -> Vec<String> {
+    let mut names: Vec<String> = protocol
+        .get("readerFeatures")
+        .and_then(|v| v.as_array())
+        .map(|features| {
+            features
+                .iter()
+                .map(|f| f.as_str().map_or_else(|| f.to_string(), str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
 /// The reader features a table's protocol action requires that lakehouse refuses, each with
 /// why; empty when the table is served. `protocol` is the action as JSON (`minReaderVersion`,
 /// `readerFeatures`), as the Delta log and deltalake's `Protocol` serialize it.
@@ -198,16 +216,7 @@ pub fn refused(protocol: &serde_json::Value) -> Vec<(String, &'static str)> {
         1 => Vec::new(),
         // Reader version 2 is column mapping, before table features.
         2 => vec!["columnMapping".to_string()],
-        3 => protocol
-            .get("readerFeatures")
-            .and_then(|v| v.as_array())
-            .map(|features| {
-                features
-                    .iter()
-                    .map(|f| f.as_str().map_or_else(|| f.to_string(), str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        3 => listed(protocol),
         other => {
             return vec![(
                 format!("minReaderVersion {other}"),

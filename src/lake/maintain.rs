@@ -67,15 +67,9 @@ const OWN_READER_FEATURES: [&str; 1] = ["timestampNtz"];
 /// Why a table looks written by another engine (Databricks, Fabric, Spark): it needs reader
 /// features lakehouse's writer never uses. Such tables are maintained only when named.
 fn foreign(table: &deltalake::DeltaTable) -> Option<String> {
-    let snapshot = table.snapshot().ok()?;
-    let protocol = serde_json::to_value(snapshot.protocol()).ok()?;
-    let others: Vec<String> = protocol
-        .get("readerFeatures")?
-        .as_array()?
-        .iter()
-        .filter_map(|f| f.as_str())
-        .filter(|f| !OWN_READER_FEATURES.contains(f))
-        .map(str::to_string)
+    let others: Vec<String> = super::features::listed(&super::table::protocol(table))
+        .into_iter()
+        .filter(|f| !OWN_READER_FEATURES.contains(&f.as_str()))
         .collect();
     (!others.is_empty()).then(|| {
         format!(

@@ -77,21 +77,7 @@ impl TableHandle {
     /// The reader features the loaded version's protocol names (`deletionVectors`, ...; none
     /// for legacy protocols), sorted.
     pub fn reader_features(&self) -> Vec<String> {
-        let Ok(snapshot) = self.table.snapshot() else {
-            return Vec::new();
-        };
-        let protocol = serde_json::to_value(snapshot.protocol()).unwrap_or_default();
-        let mut names: Vec<String> = protocol
-            .get("readerFeatures")
-            .and_then(|v| v.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|f| f.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
+        super::features::listed(&protocol(&self.table))
     }
 
     /// When the loaded version was committed: its commit file's modification time, Unix
@@ -195,13 +181,22 @@ impl TableHandle {
     }
 }
 
+/// The loaded version's protocol action as JSON (what `lake::features` reads); `null` when the
+/// table has no snapshot.
+pub(crate) fn protocol(table: &DeltaTable) -> serde_json::Value {
+    table
+        .snapshot()
+        .ok()
+        .and_then(|s| serde_json::to_value(s.protocol()).ok())
+        .unwrap_or_default()
+}
+
 /// Refuses tables whose reader features we do not implement: wrong results are worse than none.
 /// Our own reader profile ([`super::features`]) decides and says why; deltalake's checker runs
 /// after it, so a feature we list as served but deltalake cannot read is still refused.
 fn check_readable(table: &DeltaTable, location: &StorageLocation) -> Result<()> {
     let snapshot = table.snapshot()?;
-    let protocol = serde_json::to_value(snapshot.protocol()).unwrap_or_default();
-    let refused = super::features::refused(&protocol);
+    let refused = super::features::refused(&protocol(table));
     if !refused.is_empty() {
         return Err(Error::UnsupportedFeatures {
             location: location.display(),

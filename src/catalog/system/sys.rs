@@ -256,9 +256,7 @@ fn stream_sources_schema() -> SchemaRef {
 /// The stream's sources in this process ([`crate::metrics::status`]): when each last committed
 /// events, its rate over the last minute, its totals, and the writer's queue (shared by all).
 fn stream_sources(_session: &SessionCatalog) -> Result<RecordBatch> {
-    let metrics = crate::metrics::global();
-    metrics.observe_process();
-    let queued = metrics.stream_queue_depth.get();
+    let queued = crate::metrics::global().stream_queued();
     let now_ms = chrono::Utc::now().timestamp_millis();
     let rows: Vec<Vec<V>> = crate::metrics::status()
         .sources()
