@@ -4,6 +4,7 @@
 //!
 //! Layout (ARCHITECTURE.md has the full code map and its invariants):
 //! - [`config`]: `lakehouse.yaml` and the strict YAML loader (`file:line:col` errors).
+//! - [`pg`]: PostgreSQL emulation (COPY TO STDOUT).
 //! - [`pgtype`]: PostgreSQL types and the Arrow to PostgreSQL mapping.
 //! - [`lake`]: Delta tables on any object store; the only user of `deltalake`.
 //! - [`catalog`]: the served tables, their versions, and the system catalogs.
@@ -29,6 +30,7 @@ pub mod demo;
 pub mod ingest;
 pub mod lake;
 pub mod metrics;
+pub mod pg;
 pub mod pgtype;
 pub mod policy;
 pub mod server;

@@ -29,7 +29,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use super::encode::{Format, RowEncoder};
+use super::encode::{CopyState, Format, RowEncoder};
 use super::{CancelHandle, Server};
 use crate::auth::{ScramExchange, ScramVerifier};
 use crate::config::TlsMode;
@@ -781,6 +781,8 @@ struct RunningRows {
     n_rows: u64,
     tag: &'static str,
     ticket: Ticket,
+    /// Set for `COPY ... TO STDOUT`: rows go out as CopyData.
+    copy: Option<CopyState>,
 }
 
 struct State {
@@ -1071,18 +1073,31 @@ async fn send_outcome(
             fields,
             tag,
             ticket,
+            copy,
         } => {
+            let zone = crate::sql::zone::zone(&live.query.settings().time_zone());
+            let (encoder, copy, max_rows) = match copy {
+                Some(copy) => {
+                    // COPY ignores Execute's row limit, as PostgreSQL does.
+                    let copy = CopyState::new(copy);
+                    copy.start(&mut conn.write);
+                    (copy.encoder().with_zone(zone), Some(copy), 0)
+                }
+                None => (
+                    RowEncoder::new(fields.iter().map(|f| f.pg_type).collect(), formats.to_vec())
+                        .with_zone(zone),
+                    None,
+                    max_rows,
+                ),
+            };
             let rows = Box::new(RunningRows {
                 stream,
-                encoder: RowEncoder::new(
-                    fields.iter().map(|f| f.pg_type).collect(),
-                    formats.to_vec(),
-                )
-                .with_zone(crate::sql::zone::zone(&live.query.settings().time_zone())),
+                encoder,
                 pending: None,
                 n_rows: 0,
                 tag,
                 ticket,
+                copy,
             });
             stream_rows(conn, live, rows, max_rows, guard).await
         }
@@ -1108,6 +1123,9 @@ async fn stream_rows(
                 };
                 match next {
                     None => {
+                        if let Some(copy) = &mut rows.copy {
+                            copy.finish(&mut conn.write);
+                        }
                         conn.send(complete(&format!("{} {}", rows.tag, rows.n_rows)));
                         live.query.record(rows.ticket, rows.n_rows, Ok(()));
                         return Ok(Sent::Done);
@@ -1134,7 +1152,10 @@ async fn stream_rows(
         };
         let slice = batch.slice(offset, take);
         let before = conn.write.len();
-        let encoded = rows.encoder.encode(&slice, &mut conn.write);
+        let encoded = match &mut rows.copy {
+            Some(copy) => rows.encoder.encode_copy(&slice, copy, &mut conn.write),
+            None => rows.encoder.encode(&slice, &mut conn.write),
+        };
         crate::metrics::global()
             .bytes_sent
             .inc_by(conn.write.len().saturating_sub(before) as u64);

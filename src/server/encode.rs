@@ -21,7 +21,9 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, IntervalUnit, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 
+use crate::pg::copy::{self, CopyFormat};
 use crate::pgtype::{self, PgType, oid};
+use crate::sql::session::CopyRows;
 
 /// PostgreSQL epoch (2000-01-01) minus Unix epoch, in days.
 const PG_EPOCH_DAYS: i32 = 10_957;
@@ -134,6 +136,163 @@ impl RowEncoder {
     }
 }
 
+/// Where a `COPY ... TO STDOUT` stands: the binary signature goes out with the first message.
+#[derive(Debug, Clone)]
+pub struct CopyState {
+    /// The COPY's columns and options.
+    pub rows: Box<CopyRows>,
+    /// The binary signature is still to be sent.
+    signature_pending: bool,
+}
+
+impl CopyState {
+    /// The state of a COPY about to start.
+    pub fn new(rows: Box<CopyRows>) -> CopyState {
+        CopyState {
+            signature_pending: rows.options.format == CopyFormat::Binary,
+            rows,
+        }
+    }
+
+    /// An encoder for the COPY's columns in its format.
+    pub fn encoder(&self) -> RowEncoder {
+        let format = match self.rows.options.format {
+            CopyFormat::Binary => Format::Binary,
+            _ => Format::Text,
+        };
+        RowEncoder::new(
+            self.rows.fields.iter().map(|f| f.pg_type).collect(),
+            vec![format; self.rows.fields.len()],
+        )
+    }
+
+    /// Appends CopyOutResponse and, when asked for, the header line.
+    pub fn start(&self, out: &mut BytesMut) {
+        let options = &self.rows.options;
+        let n = self.rows.fields.len();
+        out.put_u8(b'H');
+        out.put_i32(4 + 1 + 2 + 2 * n as i32);
+        out.put_i8(options.format.code());
+        out.put_i16(n as i16);
+        for _ in 0..n {
+            out.put_i16(i16::from(options.format.code()));
+        }
+        if options.header && options.format != CopyFormat::Binary {
+            let mut line = Vec::new();
+            for (idx, field) in self.rows.fields.iter().enumerate() {
+                if idx > 0 {
+                    line.push(options.delimiter);
+                }
+                match options.format {
+                    CopyFormat::Csv => {
+                        copy::csv_value(&field.name, options, false, n == 1, &mut line)
+                    }
+                    _ => copy::text_value(&field.name, options.delimiter, &mut line),
+                }
+            }
+            line.push(b'\n');
+            copy_data(out, &line);
+        }
+    }
+
+    /// Appends the binary trailer (with the signature if no row carried it) and CopyDone.
+    pub fn finish(&mut self, out: &mut BytesMut) {
+        if self.rows.options.format == CopyFormat::Binary {
+            let mut last = Vec::new();
+            if std::mem::take(&mut self.signature_pending) {
+                last.extend_from_slice(copy::BINARY_HEADER);
+            }
+            last.extend_from_slice(&(-1i16).to_be_bytes());
+            copy_data(out, &last);
+        }
+        out.put_u8(b'c');
+        out.put_i32(4);
+    }
+}
+
+fn copy_data(out: &mut BytesMut, payload: &[u8]) {
+    out.put_u8(b'd');
+    out.put_i32(4 + payload.len() as i32);
+    out.put_slice(payload);
+}
+
+impl RowEncoder {
+    /// Appends one CopyData message per row of `batch`, as PostgreSQL sends them.
+    pub fn encode_copy(
+        &self,
+        batch: &RecordBatch,
+        copy: &mut CopyState,
+        out: &mut BytesMut,
+    ) -> Result<(), String> {
+        let arrays: Vec<ArrayRef> = batch
+            .columns()
+            .iter()
+            .map(|a| normalize(a.clone()))
+            .collect::<Result<_, _>>()?;
+        if arrays.len() != self.columns.len() {
+            return Err(format!(
+                "result has {} columns, COPY has {}",
+                arrays.len(),
+                self.columns.len()
+            ));
+        }
+        let options = &copy.rows.options;
+        let single = arrays.len() == 1;
+        let mut text = String::new();
+        let mut line = Vec::new();
+        for row in 0..batch.num_rows() {
+            out.put_u8(b'd');
+            let start = out.len();
+            out.put_i32(0);
+            if options.format == CopyFormat::Binary {
+                if std::mem::take(&mut copy.signature_pending) {
+                    out.put_slice(copy::BINARY_HEADER);
+                }
+                out.put_i16(arrays.len() as i16);
+                for (array, (pg_type, _)) in arrays.iter().zip(&self.columns) {
+                    if array.is_null(row) || array.data_type() == &DataType::Null {
+                        out.put_i32(-1);
+                        continue;
+                    }
+                    let len_pos = out.len();
+                    out.put_i32(0);
+                    write_binary(array.as_ref(), row, pg_type, out)?;
+                    let len = (out.len() - len_pos - 4) as i32;
+                    out[len_pos..len_pos + 4].copy_from_slice(&len.to_be_bytes());
+                }
+            } else {
+                line.clear();
+                for (idx, (array, (pg_type, _))) in arrays.iter().zip(&self.columns).enumerate() {
+                    if idx > 0 {
+                        line.push(options.delimiter);
+                    }
+                    if array.is_null(row) || array.data_type() == &DataType::Null {
+                        line.extend_from_slice(options.null.as_bytes());
+                        continue;
+                    }
+                    text.clear();
+                    write_text(array.as_ref(), row, pg_type, self.zone.as_ref(), &mut text)?;
+                    match options.format {
+                        CopyFormat::Csv => copy::csv_value(
+                            &text,
+                            options,
+                            copy.rows.force_quote.get(idx).copied().unwrap_or(false),
+                            single,
+                            &mut line,
+                        ),
+                        _ => copy::text_value(&text, options.delimiter, &mut line),
+                    }
+                }
+                line.push(b'\n');
+                out.put_slice(&line);
+            }
+            let len = (out.len() - start) as i32;
+            out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+        }
+        Ok(())
+    }
+}
+
 /// Unpacks dictionaries and views so the writers see plain arrays.
 fn normalize(array: ArrayRef) -> Result<ArrayRef, String> {
     match array.data_type() {
@@ -166,6 +325,12 @@ fn write_text(
                     .unwrap_or_default()
             );
         }};
+    }
+    if pg_type.oid == oid::REGPROC
+        && let Some(oids) = array.as_any().downcast_ref::<UInt32Array>()
+    {
+        out.push_str(&crate::pg::regproc::name(oids.value(row)));
+        return Ok(());
     }
     match array.data_type() {
         DataType::Boolean => {

@@ -28,6 +28,9 @@ pub enum Action {
         /// EXPLAIN VERBOSE.
         verbose: bool,
     },
+    /// `COPY (query) TO STDOUT` / `COPY table TO STDOUT`: a query whose rows go out as COPY
+    /// data.
+    CopyOut(Box<crate::pg::copy::CopyOut>),
     /// `SHOW name` (`None` = `SHOW ALL`).
     Show(Option<String>),
     /// `SET name = value`.
@@ -185,6 +188,9 @@ pub fn classify(statement: Statement) -> Result<Action, QueryError> {
         | S::Analyze { .. }
         | S::Vacuum { .. } => {
             return Err(QueryError::read_only(&statement_kind(&statement)));
+        }
+        S::Copy { .. } if crate::pg::copy::is_to_stdout(&statement) => {
+            Action::CopyOut(Box::new(crate::pg::copy::classify(statement)?))
         }
         S::Copy { .. } => {
             return Err(QueryError::privilege(
@@ -392,6 +398,8 @@ mod tests {
             ("create view v as select 1", "25006"),
             ("copy (select 1) to '/tmp/x'", "42501"),
             ("copy t from '/etc/passwd'", "42501"),
+            ("copy t from stdin", "42501"),
+            ("copy t to program 'rm -rf /'", "42501"),
             ("grant select on t to u", "42501"),
             ("set datafusion.execution.batch_size = 1", "ok-set"),
             ("set transaction read write", "25006"),

@@ -29,12 +29,17 @@ pub const MORE_THAN_ONE_ROW_FUNCTION: &str = "__lh_more_than_one_row";
 
 /// Rewrites `statement` in place.
 pub fn rewrite(statement: &mut Statement) {
-    let _ = VisitMut::visit(statement, &mut Rewriter);
+    let _ = VisitMut::visit(statement, &mut Rewriter::default());
 }
 
 /// Applies the expression rules after each expression's children (so a rewritten child is
 /// seen by its parent) and unqualifies `pg_catalog.` table functions.
-struct Rewriter;
+#[derive(Default)]
+struct Rewriter {
+    /// Inside `FROM UNNEST(...)` (or a set-returning function there): its arguments are lists
+    /// already, not set-returning calls of a select list.
+    in_unnest: usize,
+}
 
 impl VisitorMut for Rewriter {
     type Break = ();
@@ -128,11 +133,21 @@ impl VisitorMut for Rewriter {
             column.name.quote_style = alias.name.quote_style;
             alias.columns = vec![column];
         }
+        if matches!(factor, TableFactor::UNNEST { .. }) {
+            self.in_unnest += 1;
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if matches!(factor, TableFactor::UNNEST { .. }) {
+            self.in_unnest = self.in_unnest.saturating_sub(1);
+        }
         ControlFlow::Continue(())
     }
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        rewrite_expr(expr);
+        rewrite_expr(expr, self.in_unnest == 0);
         ControlFlow::Continue(())
     }
 }
@@ -151,8 +166,92 @@ fn unqualify_builtin(name: &mut ObjectName) {
     }
 }
 
-fn rewrite_expr(expr: &mut Expr) {
+/// The last part of a function's name, lower-cased, when it has no more than two parts.
+fn function_name(name: &ObjectName) -> Option<String> {
+    match name.0.as_slice() {
+        [ObjectNamePart::Identifier(i)] | [_, ObjectNamePart::Identifier(i)] => {
+            Some(i.value.to_lowercase())
+        }
+        _ => None,
+    }
+}
+
+/// The unnamed plain arguments of a call.
+fn plain_args(function: &Function) -> Option<Vec<Expr>> {
+    let FunctionArguments::List(list) = &function.args else {
+        return None;
+    };
+    list.args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// PostgreSQL's set-returning array functions in a select list, as DataFusion's `unnest` of a
+/// list (several in one select list run in step, as PostgreSQL's do):
+/// `generate_series(a, b[, s])` is `unnest(generate_series(a, b[, s]))` (DataFusion's is the
+/// list), `generate_subscripts(a, d)` `unnest(generate_series(1, array_length(a, d)))` and
+/// `information_schema._pg_expandarray(a)` `unnest(__lh_pg_expandarray(a))`.
+fn set_returning(function: &Function) -> Option<Expr> {
+    let name = function_name(&function.name)?;
+    let args = plain_args(function)?;
+    let list = match (name.as_str(), args.as_slice()) {
+        ("generate_series", [_, _] | [_, _, _]) => Expr::Function(function.clone()),
+        ("generate_subscripts", [array, dim]) => call(
+            "generate_series",
+            vec![
+                Expr::value(Value::Number("1".to_string(), false)),
+                call("array_length", vec![array.clone(), dim.clone()]),
+            ],
+        ),
+        ("_pg_expandarray", [array]) => {
+            call(crate::pg::arrays::EXPANDARRAY_FUNCTION, vec![array.clone()])
+        }
+        _ => return None,
+    };
+    Some(call("unnest", vec![list]))
+}
+
+fn rewrite_expr(expr: &mut Expr, select_context: bool) {
+    if select_context
+        && let Expr::Function(function) = expr
+        && let Some(unnested) = set_returning(function)
+    {
+        *expr = unnested;
+        return;
+    }
     match expr {
+        // (composite).field, as pgJDBC reads `(information_schema._pg_expandarray(k)).n`:
+        // DataFusion's dot access wants a column, get_field takes any struct.
+        Expr::CompoundFieldAccess { root, access_chain }
+            if !matches!(
+                root.as_ref(),
+                Expr::Identifier(_) | Expr::CompoundIdentifier(_)
+            ) && !access_chain.is_empty()
+                && access_chain
+                    .iter()
+                    .all(|a| matches!(a, ast::AccessExpr::Dot(Expr::Identifier(_)))) =>
+        {
+            let mut value = std::mem::replace(root.as_mut(), Expr::value(Value::Null));
+            if let Expr::Nested(inner) = value {
+                value = *inner;
+            }
+            for access in std::mem::take(access_chain) {
+                if let ast::AccessExpr::Dot(Expr::Identifier(field)) = access {
+                    value = call(
+                        "get_field",
+                        vec![
+                            value,
+                            Expr::value(Value::SingleQuotedString(identifier_key(&field))),
+                        ],
+                    );
+                }
+            }
+            *expr = value;
+        }
         // U&'...' literals (Power BI quotes strings with control characters this way): the
         // tokenizer already decoded the escapes.
         Expr::Value(ValueWithSpan {
@@ -215,6 +314,46 @@ fn rewrite_expr(expr: &mut Expr) {
                 interval.fractional_seconds_precision = None;
             }
         }
+        // LIKE ... ESCAPE '/' (SQLAlchemy's reflection): DataFusion escapes with backslash
+        // only, so a literal pattern is respelled with backslash escapes.
+        Expr::Like {
+            pattern,
+            escape_char,
+            ..
+        }
+        | Expr::ILike {
+            pattern,
+            escape_char,
+            ..
+        } => {
+            if let Some(ValueWithSpan {
+                value: Value::SingleQuotedString(escape),
+                ..
+            }) = escape_char
+                && escape != "\\"
+            {
+                match pattern.as_mut() {
+                    Expr::Value(ValueWithSpan {
+                        value: Value::SingleQuotedString(text),
+                        ..
+                    }) => match backslash_pattern(text, escape) {
+                        Some(respelled) => *text = respelled,
+                        // Left for DataFusion to refuse.
+                        None => return,
+                    },
+                    other => {
+                        // SQLAlchemy writes `$1::VARCHAR || '%' ESCAPE '/'`: respelled as it runs.
+                        let escape = Expr::value(Value::SingleQuotedString(escape.clone()));
+                        let original = std::mem::replace(other, Expr::value(Value::Null));
+                        *other = call(
+                            crate::sql::functions::LIKE_ESCAPE_FUNCTION,
+                            vec![original, escape],
+                        );
+                    }
+                }
+                *escape_char = None;
+            }
+        }
         // pg_catalog.format_type(...) is format_type(...).
         Expr::Function(Function { name, .. }) => unqualify_builtin(name),
         // A scalar subquery returns at most one row: PostgreSQL checks that when it runs;
@@ -227,6 +366,35 @@ fn rewrite_expr(expr: &mut Expr) {
         }
         _ => {}
     }
+}
+
+/// A LIKE pattern written with escape character `escape` (`''`: none), spelled with backslash
+/// escapes; `None` for an escape of more than one character (PostgreSQL refuses it too).
+pub fn backslash_pattern(pattern: &str, escape: &str) -> Option<String> {
+    let mut chars = escape.chars();
+    let escape = match (chars.next(), chars.next()) {
+        (None, _) => None,
+        (Some(c), None) => Some(c),
+        _ => return None,
+    };
+    let mut out = String::with_capacity(pattern.len());
+    let mut pending = false;
+    for c in pattern.chars() {
+        if pending {
+            if matches!(c, '%' | '_' | '\\') {
+                out.push('\\');
+            }
+            out.push(c);
+            pending = false;
+        } else if Some(c) == escape {
+            pending = true;
+        } else if c == '\\' {
+            out.push_str("\\\\");
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
 }
 
 /// `'[D] [H:M[:S]]'` of a `DAY TO SECOND`-style interval as `'D days H hours M minutes S
@@ -467,6 +635,10 @@ fn aggregate_scalar_subquery(original: &Query) -> Option<Expr> {
         }
     }
     select.selection = conjunction(kept);
+    let is_inner = |r: &Option<String>| r.as_ref().is_none_or(|q| inner.contains(q));
+    if column_refs(&item_expr).is_some_and(|refs| refs.iter().any(|r| !is_inner(r))) {
+        return outer_item_subquery(query, item_expr, &inner, limit_one, guards, late);
+    }
     let order_by = take_order_by(&mut query, &item_expr)?;
     query.limit_clause = None;
     let value = call_ordered("first_value", vec![item_expr], order_by);
@@ -507,6 +679,62 @@ fn aggregate_scalar_subquery(original: &Query) -> Option<Expr> {
             }],
             else_result: None,
         },
+    })
+}
+
+/// A scalar subquery whose value reads outer columns (SQLAlchemy's
+/// `(SELECT json_build_object('always', a.attidentity = 'a', 'start', s.seqstart, ...) FROM
+/// pg_sequence s WHERE ...)`), which DataFusion cannot decorrelate: the value is computed
+/// outside, each inner column read by its own `(SELECT first_value(column) ...)`, under a
+/// guard that the subquery finds exactly one row (error 21000 past one, without `LIMIT 1`).
+fn outer_item_subquery(
+    mut query: Query,
+    item: Expr,
+    inner: &[String],
+    limit_one: bool,
+    mut guards: Vec<Expr>,
+    late: Vec<Expr>,
+) -> Option<Expr> {
+    if query.order_by.is_some() {
+        return None;
+    }
+    query.limit_clause = None;
+    let value = read_inner_columns(item, inner, &query)?;
+    let rows = if limit_one {
+        count_star()
+    } else {
+        Expr::Case {
+            case_token: AttachedToken::empty(),
+            end_token: AttachedToken::empty(),
+            operand: None,
+            conditions: vec![CaseWhen {
+                condition: Expr::BinaryOp {
+                    left: Box::new(count_star()),
+                    op: BinaryOperator::Gt,
+                    right: Box::new(Expr::value(Value::Number("1".to_string(), false))),
+                },
+                result: call(MORE_THAN_ONE_ROW_FUNCTION, Vec::new()),
+            }],
+            else_result: Some(Box::new(count_star())),
+        }
+    };
+    guards.push(Expr::BinaryOp {
+        left: Box::new(Expr::Subquery(Box::new(with_item(&query, rows)?))),
+        op: BinaryOperator::Gt,
+        right: Box::new(Expr::value(Value::Number("0".to_string(), false))),
+    });
+    for predicate in late {
+        guards.push(read_inner_columns(predicate, inner, &query)?);
+    }
+    Some(Expr::Case {
+        case_token: AttachedToken::empty(),
+        end_token: AttachedToken::empty(),
+        operand: None,
+        conditions: vec![CaseWhen {
+            condition: conjunction(guards)?,
+            result: value,
+        }],
+        else_result: None,
     })
 }
 
@@ -1189,6 +1417,18 @@ mod tests {
         let mut statement = parse(sql).unwrap().remove(0);
         rewrite(&mut statement);
         statement.to_string()
+    }
+
+    #[test]
+    fn like_escape_characters_become_backslashes() {
+        assert_eq!(backslash_pattern("pg/_%", "/").unwrap(), "pg\\_%");
+        assert_eq!(backslash_pattern("a\\b//", "/").unwrap(), "a\\\\b/");
+        assert_eq!(backslash_pattern("a\\b", "").unwrap(), "a\\\\b");
+        assert!(backslash_pattern("x", "ab").is_none());
+        assert_eq!(
+            rewritten("select 1 where 'pg_x' not like 'pg/_%' escape '/'"),
+            "SELECT 1 WHERE 'pg_x' NOT LIKE 'pg\\_%'"
+        );
     }
 
     #[test]

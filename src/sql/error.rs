@@ -53,6 +53,7 @@ pub mod code {
     pub const SYNTAX_ERROR: &str = "42601";
     pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
     pub const UNDEFINED_COLUMN: &str = "42703";
+    pub const INVALID_COLUMN_REFERENCE: &str = "42P10";
     pub const UNDEFINED_TABLE: &str = "42P01";
     pub const UNDEFINED_FUNCTION: &str = "42883";
     pub const UNDEFINED_OBJECT: &str = "42704";

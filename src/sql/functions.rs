@@ -8,11 +8,12 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef};
-use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{DataFusionError, Result, ScalarValue};
 use datafusion::execution::{FunctionRegistry, SessionState};
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
 };
 
 use super::error::{QueryError, code};
@@ -36,6 +37,8 @@ struct RowUdf {
     min_args: usize,
     max_args: usize,
     f: Arc<RowFn>,
+    /// The PostgreSQL type of the result when it is not the Arrow type's own (`json`).
+    pg_type: Option<&'static str>,
 }
 
 impl std::fmt::Debug for RowUdf {
@@ -80,6 +83,23 @@ impl ScalarUDFImpl for RowUdf {
             )));
         }
         Ok(self.return_type.clone())
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        let types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        let field = Field::new(self.name(), self.return_type(&types)?, true);
+        Ok(Arc::new(match self.pg_type {
+            Some(pg) => field.with_metadata(
+                [(pgtype::PG_TYPE_METADATA_KEY.to_string(), pg.to_string())]
+                    .into_iter()
+                    .collect(),
+            ),
+            None => field,
+        }))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -153,7 +173,119 @@ fn udf(
         min_args: *args.start(),
         max_args: *args.end(),
         f: Arc::new(f),
+        pg_type: None,
     })
+}
+
+/// PostgreSQL's `json` output of a value: numbers and booleans bare, everything else a string.
+fn json_value(value: &ScalarValue, out: &mut String) {
+    use std::fmt::Write as _;
+    if value.is_null() {
+        out.push_str("null");
+        return;
+    }
+    match value {
+        ScalarValue::Boolean(Some(b)) => out.push_str(if *b { "true" } else { "false" }),
+        ScalarValue::Int8(_)
+        | ScalarValue::Int16(_)
+        | ScalarValue::Int32(_)
+        | ScalarValue::Int64(_)
+        | ScalarValue::UInt8(_)
+        | ScalarValue::UInt16(_)
+        | ScalarValue::UInt32(_)
+        | ScalarValue::UInt64(_)
+        | ScalarValue::Decimal128(..) => {
+            let _ = write!(out, "{value}");
+        }
+        ScalarValue::Float32(Some(f)) if f.is_finite() => {
+            let _ = write!(out, "{f}");
+        }
+        ScalarValue::Float64(Some(f)) if f.is_finite() => {
+            let _ = write!(out, "{f}");
+        }
+        other => json_string(&text(other).unwrap_or_default(), out),
+    }
+}
+
+fn json_string(s: &str, out: &mut String) {
+    use std::fmt::Write as _;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// `json_build_object(k1, v1, ...)` as PostgreSQL prints it (`{"a" : 1, "b" : "x"}`).
+fn json_build_object(args: &[ScalarValue]) -> Result<ScalarValue> {
+    if !args.len().is_multiple_of(2) {
+        return Err(query_error(
+            QueryError::new(
+                code::INVALID_PARAMETER_VALUE,
+                "argument list must have even number of elements",
+            )
+            .with_hint(
+                "The arguments of json_build_object() must consist of alternating keys and values.",
+            ),
+        ));
+    }
+    let mut out = String::from("{");
+    for (idx, pair) in args.chunks(2).enumerate() {
+        let Some(key) = text(&pair[0]) else {
+            return Err(query_error(QueryError::new(
+                code::INVALID_PARAMETER_VALUE,
+                format!("argument {} cannot be null", idx * 2 + 1),
+            )));
+        };
+        if idx > 0 {
+            out.push_str(", ");
+        }
+        json_string(&key, &mut out);
+        out.push_str(" : ");
+        json_value(&pair[1], &mut out);
+    }
+    out.push('}');
+    Ok(utf8(Some(out)))
+}
+
+/// `json_build_array(v1, ...)` as PostgreSQL prints it (`[1, "x"]`).
+fn json_build_array(args: &[ScalarValue]) -> Result<ScalarValue> {
+    let mut out = String::from("[");
+    for (idx, value) in args.iter().enumerate() {
+        if idx > 0 {
+            out.push_str(", ");
+        }
+        json_value(value, &mut out);
+    }
+    out.push(']');
+    Ok(utf8(Some(out)))
+}
+
+/// A LIKE pattern written with another escape character, respelled with backslashes (the only
+/// escape DataFusion's LIKE knows); `sql::compat` calls it for patterns that are not literals.
+pub const LIKE_ESCAPE_FUNCTION: &str = "__lh_like_escape";
+
+fn like_escape(args: &[ScalarValue]) -> Result<ScalarValue> {
+    let (Some(pattern), Some(escape)) = (text(&args[0]), text(&args[1])) else {
+        return Ok(utf8(None));
+    };
+    match super::compat::backslash_pattern(&pattern, &escape) {
+        Some(respelled) => Ok(utf8(Some(respelled))),
+        None => Err(query_error(
+            QueryError::new("22025", "invalid escape string")
+                .with_hint("Escape string must be empty or one character."),
+        )),
+    }
 }
 
 fn text(value: &ScalarValue) -> Option<String> {
@@ -286,6 +418,33 @@ pub fn register(state: &mut SessionState, session: &Arc<SessionCatalog>, pid: i3
     };
     let user = session.user().to_string();
     let version = version_string();
+    for (name, f) in [
+        (
+            "json_build_object",
+            json_build_object as fn(&[ScalarValue]) -> Result<ScalarValue>,
+        ),
+        ("json_build_array", json_build_array),
+    ] {
+        add(ScalarUDF::new_from_impl(RowUdf {
+            name: name.to_string(),
+            aliases: Vec::new(),
+            signature: Signature::variadic_any(Volatility::Immutable),
+            return_type: DataType::Utf8,
+            min_args: 0,
+            max_args: 100,
+            f: Arc::new(f),
+            pg_type: Some("json"),
+        }))?;
+    }
+    add(crate::pg::arrays::expandarray())?;
+    add(udf(
+        LIKE_ESCAPE_FUNCTION,
+        &[],
+        2..=2,
+        DataType::Utf8,
+        Volatility::Immutable,
+        like_escape,
+    ))?;
     add(udf(
         "version",
         &[],
@@ -848,6 +1007,38 @@ fn register_privilege_functions(
                 Ok(ScalarValue::Boolean(schema.map(|s| {
                     s == "pg_catalog" || s == "information_schema" || pinned.schema_visible(&s)
                 })))
+            },
+        ))?;
+    }
+    // Functions and types are PUBLIC in PostgreSQL (EXECUTE, USAGE): psqlODBC's SQLProcedures
+    // filters pg_proc with has_function_privilege(p.oid, 'EXECUTE').
+    for (name, granted) in [
+        ("has_function_privilege", "execute"),
+        ("has_type_privilege", "usage"),
+    ] {
+        let is_self = is_self.clone();
+        add(udf(
+            name,
+            &[],
+            2..=3,
+            DataType::Boolean,
+            Volatility::Stable,
+            move |args| {
+                let args = if args.len() == 3 {
+                    if !is_self(&args[0]) {
+                        return Ok(ScalarValue::Boolean(None));
+                    }
+                    &args[1..]
+                } else {
+                    args
+                };
+                let privilege = text(&args[1]).unwrap_or_default().to_lowercase();
+                Ok(ScalarValue::Boolean(Some(
+                    privilege
+                        .split(',')
+                        .map(|p| p.trim().trim_end_matches(" with grant option"))
+                        .all(|p| p == granted),
+                )))
             },
         ))?;
     }

@@ -24,6 +24,7 @@ use super::exec::{self, RowStream};
 use super::settings::{Changed, Settings};
 use crate::audit::AuditRecord;
 use crate::catalog::session::{Pinned, SessionCatalog, SessionCatalogList};
+use crate::pg::copy::CopyOptions;
 use crate::pgtype::{self, PgType};
 
 /// Who is connected, for the audit trail and session functions.
@@ -68,9 +69,23 @@ pub struct Prepared {
     declared: Vec<u32>,
     /// Parameter type OIDs (declared by the client, or inferred).
     pub param_types: Vec<u32>,
-    /// Result columns; `None` when the statement returns no rows.
+    /// Result columns; `None` when the statement returns no rows (COPY's rows are COPY data,
+    /// not a result: PostgreSQL describes it as NoData).
     pub fields: Option<Vec<FieldInfo>>,
     planned: Option<Planned>,
+    /// A `COPY ... TO STDOUT`: its columns and how to write them.
+    copy: Option<CopyRows>,
+}
+
+/// How the rows of a `COPY ... TO STDOUT` are written.
+#[derive(Debug, Clone)]
+pub struct CopyRows {
+    /// Format and options.
+    pub options: CopyOptions,
+    /// The copied columns.
+    pub fields: Vec<FieldInfo>,
+    /// Per column: always quoted (CSV `FORCE_QUOTE`).
+    pub force_quote: Vec<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -97,10 +112,12 @@ pub enum Outcome {
         stream: RowStream,
         /// Result columns.
         fields: Vec<FieldInfo>,
-        /// Command tag prefix (`SELECT`, `SHOW`, `EXPLAIN`).
+        /// Command tag prefix (`SELECT`, `SHOW`, `EXPLAIN`, `COPY`).
         tag: &'static str,
         /// For the audit record.
         ticket: Ticket,
+        /// Set for `COPY ... TO STDOUT`: the rows go out as COPY data.
+        copy: Option<Box<CopyRows>>,
     },
     /// Rows computed already (SHOW).
     Values {
@@ -249,6 +266,7 @@ impl QuerySession {
             param_types: declared.to_vec(),
             fields: None,
             planned: None,
+            copy: None,
         };
         self.plan_prepared(&mut prepared).await?;
         Ok(prepared)
@@ -264,6 +282,7 @@ impl QuerySession {
             param_types: Vec::new(),
             fields: None,
             planned: None,
+            copy: None,
         }
     }
 
@@ -275,6 +294,7 @@ impl QuerySession {
     async fn plan_prepared(&mut self, prepared: &mut Prepared) -> Result<(), QueryError> {
         let (query, explain) = match &prepared.action {
             Action::Query(statement) => (statement.as_ref().clone(), None),
+            Action::CopyOut(copy) => (copy.query.as_ref().clone(), None),
             Action::Explain {
                 query,
                 analyze,
@@ -308,7 +328,16 @@ impl QuerySession {
                 async move { planner.plan(query, &declared, explain).await },
             )
             .await?;
-        prepared.fields = Some(fields);
+        if let Action::CopyOut(copy) = &prepared.action {
+            let names: Vec<String> = fields.iter().map(|f| f.name.clone()).collect();
+            prepared.copy = Some(CopyRows {
+                force_quote: copy.options.force_quoted(&names)?,
+                options: copy.options.clone(),
+                fields,
+            });
+        } else {
+            prepared.fields = Some(fields);
+        }
         prepared.param_types = param_types;
         prepared.planned = Some(planned);
         Ok(())
@@ -389,7 +418,7 @@ impl QuerySession {
             ticket: take_ticket(ticket),
         };
         match prepared.action.clone() {
-            Action::Query(_) | Action::Explain { .. } => {
+            Action::Query(_) | Action::Explain { .. } | Action::CopyOut(_) => {
                 self.refresh(prepared).await?;
                 let planned = prepared.planned.as_ref().ok_or_else(|| {
                     QueryError::internal(ticket.query_id, &"statement was not planned")
@@ -415,14 +444,20 @@ impl QuerySession {
                         .map_err(|e| QueryError::from_datafusion(e, ticket.query_id))?
                 };
                 ticket.access = planned.access.clone();
-                let tag = if matches!(prepared.action, Action::Explain { .. }) {
-                    "EXPLAIN"
-                } else {
-                    "SELECT"
+                let tag = match prepared.action {
+                    Action::Explain { .. } => "EXPLAIN",
+                    Action::CopyOut(_) => "COPY",
+                    _ => "SELECT",
                 };
+                // A COPY's rows are its query's: the cache answers both.
                 let cache_key = match prepared.action {
-                    Action::Query(_) => self.cache_key(planned, &plan, bound),
+                    Action::Query(_) | Action::CopyOut(_) => self.cache_key(planned, &plan, bound),
                     _ => None,
+                };
+                let copy = prepared.copy.clone().map(Box::new);
+                let fields = match &copy {
+                    Some(copy) => copy.fields.clone(),
+                    None => prepared.fields.clone().unwrap_or_default(),
                 };
                 if let Some(key) = &cache_key
                     && let Some(answer) = self.engine.cache.get(key)
@@ -432,9 +467,10 @@ impl QuerySession {
                     ticket.columns = Some(stream.columns_read.clone());
                     return Ok(Outcome::Rows {
                         stream,
-                        fields: prepared.fields.clone().unwrap_or_default(),
+                        fields,
                         tag,
                         ticket: take_ticket(ticket),
+                        copy,
                     });
                 }
                 if cache_key.is_some() {
@@ -458,9 +494,10 @@ impl QuerySession {
                 ticket.columns = Some(stream.columns_read.clone());
                 Ok(Outcome::Rows {
                     stream,
-                    fields: prepared.fields.clone().unwrap_or_default(),
+                    fields,
                     tag,
                     ticket: take_ticket(ticket),
+                    copy,
                 })
             }
             Action::Show(name) => {
@@ -675,6 +712,7 @@ impl Planner {
             .statement_to_plan(DFStatement::Statement(Box::new(statement)))
             .await
             .map_err(|e| QueryError::from_datafusion(e, 0))?;
+        let plan = crate::pg::semantics(plan).map_err(|e| QueryError::from_datafusion(e, 0))?;
         let (plan, access) = enforce::enforce(plan, &self.state, &pinned).await?;
         let param_types = parameter_types(&plan, declared)?;
         // Admins, and whoever may read the audit trail, see DataFusion's EXPLAIN as it is.
@@ -778,6 +816,7 @@ fn text_field(name: &str) -> FieldInfo {
 fn kind_of(action: &Action) -> &'static str {
     match action {
         Action::Query(_) => "select",
+        Action::CopyOut(_) => "copy",
         Action::Explain { .. } => "explain",
         Action::Show(_) => "show",
         Action::Set { .. } | Action::Reset(_) => "set",

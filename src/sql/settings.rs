@@ -51,6 +51,8 @@ const KNOWN: &[(&str, &str, Kind)] = &[
         "read committed",
         Kind::Ignored,
     ),
+    ("default_table_access_method", "heap", Kind::Ignored),
+    ("default_tablespace", "", Kind::Ignored),
     ("default_transaction_read_only", "on", Kind::ReadOnly),
     ("extra_float_digits", "1", Kind::Checked),
     ("geqo", "on", Kind::Ignored),
@@ -87,6 +89,7 @@ const KNOWN: &[(&str, &str, Kind)] = &[
     ("standard_conforming_strings", "on", Kind::Checked),
     ("statement_timeout", "0", Kind::Checked),
     ("synchronous_commit", "on", Kind::Ignored),
+    ("temp_tablespaces", "", Kind::Ignored),
     ("TimeZone", "UTC", Kind::Checked),
     ("transaction_isolation", "read committed", Kind::ReadOnly),
     ("transaction_read_only", "on", Kind::ReadOnly),
@@ -366,29 +369,25 @@ impl Settings {
             Some(Kind::Free) | Some(Kind::Ignored) | None => Ok(value.to_string()),
             Some(Kind::Checked) => match name {
                 "client_encoding" => {
-                    let upper = trimmed.to_uppercase().replace('-', "");
-                    if matches!(upper.as_str(), "UTF8" | "UNICODE") {
+                    // PostgreSQL compares encoding names with everything but letters and digits
+                    // removed (asyncpg sends 'utf-8', Python's name for it).
+                    let clean: String = trimmed
+                        .chars()
+                        .filter(|c| c.is_ascii_alphanumeric())
+                        .collect::<String>()
+                        .to_lowercase();
+                    if matches!(clean.as_str(), "utf8" | "unicode") {
                         Ok("UTF8".to_string())
                     } else {
                         Err(invalid("only UTF8 is supported"))
                     }
                 }
-                "DateStyle" => {
-                    let upper = trimmed.to_uppercase();
-                    if upper.starts_with("ISO")
-                        || upper == "MDY"
-                        || upper == "YMD"
-                        || upper.is_empty()
-                    {
-                        Ok("ISO, MDY".to_string())
-                    } else {
-                        Err(invalid("only the ISO date style is supported"))
-                    }
-                }
-                "lakehouse.result_cache" => match trimmed.to_lowercase().as_str() {
-                    "on" | "true" | "yes" | "1" => Ok("on".to_string()),
-                    "off" | "false" | "no" | "0" => Ok("off".to_string()),
-                    _ => Err(invalid("on or off")),
+                "DateStyle" => date_style(trimmed)
+                    .ok_or_else(|| invalid("only the ISO output style is supported")),
+                "lakehouse.result_cache" => match parse_bool(trimmed) {
+                    Some(true) => Ok("on".to_string()),
+                    Some(false) => Ok("off".to_string()),
+                    None => Err(invalid("on or off")),
                 },
                 "IntervalStyle" => {
                     if trimmed.eq_ignore_ascii_case("postgres") {
@@ -401,7 +400,7 @@ impl Settings {
                     invalid("use UTC or an IANA time zone name, such as Europe/Lisbon")
                 }),
                 "standard_conforming_strings" => {
-                    if matches!(trimmed.to_lowercase().as_str(), "on" | "true" | "1") {
+                    if parse_bool(trimmed) == Some(true) {
                         Ok("on".to_string())
                     } else {
                         Err(invalid(
@@ -455,6 +454,46 @@ impl Settings {
             })
             .collect()
     }
+}
+
+/// A boolean setting as PostgreSQL's `parse_bool` reads it: `on`/`off`, `true`/`false`,
+/// `yes`/`no`, `1`/`0`, and any unambiguous prefix of the words.
+pub fn parse_bool(value: &str) -> Option<bool> {
+    let v = value.trim().to_lowercase();
+    if v.is_empty() {
+        return None;
+    }
+    match v.as_str() {
+        "1" | "on" => return Some(true),
+        "0" | "of" | "off" => return Some(false),
+        _ => {}
+    }
+    if "true".starts_with(&v) || "yes".starts_with(&v) {
+        Some(true)
+    } else if "false".starts_with(&v) || "no".starts_with(&v) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// `DateStyle` as PostgreSQL reads it: an output style and a field order, in any order and
+/// either optional. Only the ISO output style is served; the order is kept as given.
+fn date_style(value: &str) -> Option<String> {
+    let mut order = "MDY";
+    for word in value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+    {
+        match word.to_uppercase().as_str() {
+            "ISO" | "DEFAULT" => {}
+            "MDY" | "US" | "NONEUROPEAN" | "NONEURO" => order = "MDY",
+            "DMY" | "EUROPEAN" | "EURO" => order = "DMY",
+            "YMD" => order = "YMD",
+            _ => return None,
+        }
+    }
+    Some(format!("ISO, {order}"))
 }
 
 fn read_only(name: &str) -> QueryError {
@@ -562,6 +601,29 @@ mod tests {
             s.set("client_encoding", "LATIN1").unwrap_err().code,
             "22023"
         );
+        for alias in ["utf-8", "'utf-8'", "Unicode", "utf_8", "UTF8"] {
+            s.set("client_encoding", alias).unwrap();
+            assert_eq!(s.get("client_encoding").unwrap().1, "UTF8", "{alias}");
+        }
+        for (style, shown) in [
+            ("iso, dmy", "ISO, DMY"),
+            ("European", "ISO, DMY"),
+            ("ISO", "ISO, MDY"),
+        ] {
+            s.set("DateStyle", style).unwrap();
+            assert_eq!(s.get("DateStyle").unwrap().1, shown, "{style}");
+        }
+        assert_eq!(s.set("DateStyle", "SQL, DMY").unwrap_err().code, "22023");
+        for (value, on) in [
+            ("tr", true),
+            ("Y", true),
+            ("off", false),
+            ("n", false),
+            ("0", false),
+        ] {
+            assert_eq!(parse_bool(value), Some(on), "{value}");
+        }
+        assert_eq!(parse_bool("o"), None);
         s.set("search_path", "dbo, \"Other\"").unwrap();
         assert_eq!(s.search_path(), vec!["dbo", "Other"]);
         s.reset(None).unwrap();

@@ -36,7 +36,9 @@ use datafusion::sql::sqlparser::ast::{
     TableFactor, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::Token;
 
 use super::error::{QueryError, code};
 
@@ -98,7 +100,7 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, QueryError> {
     let statements = Parser::new(&dialect)
         .with_recursion_limit(MAX_NESTING)
         .try_with_sql(sql)
-        .and_then(|mut p| p.parse_statements())
+        .and_then(|mut p| parse_statements(&mut p))
         .map_err(|err| match err {
             ParserError::RecursionLimitExceeded => too_complex(format!(
                 "it nests parentheses, subqueries or function calls more than {MAX_NESTING} deep"
@@ -111,6 +113,34 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, QueryError> {
             ),
         })?;
     statements.into_iter().map(normalize).collect()
+}
+
+/// sqlparser's `parse_statements`, except that `COPY` is parsed by [`crate::pg::copy::parse`]
+/// (sqlparser's COPY grammar lacks PostgreSQL's generic option list).
+fn parse_statements(parser: &mut Parser) -> Result<Vec<Statement>, ParserError> {
+    let mut statements = Vec::new();
+    let mut expecting_delimiter = false;
+    loop {
+        while parser.consume_token(&Token::SemiColon) {
+            expecting_delimiter = false;
+        }
+        match parser.peek_token().token {
+            Token::EOF => break,
+            Token::Word(word) if expecting_delimiter && word.keyword == Keyword::END => break,
+            _ => {}
+        }
+        if expecting_delimiter {
+            return parser.expected("end of statement", parser.peek_token());
+        }
+        let statement = if parser.parse_keyword(Keyword::COPY) {
+            crate::pg::copy::parse(parser)?
+        } else {
+            parser.parse_statement()?
+        };
+        statements.push(statement);
+        expecting_delimiter = true;
+    }
+    Ok(statements)
 }
 
 /// Rebalances and checks one freshly parsed statement.

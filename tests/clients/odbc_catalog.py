@@ -30,3 +30,24 @@ for row in cur.columns(schema="dbo", table="dim_patient").fetchall():
 cur.execute("select name, age from dbo.dim_patient where id_patient = ?", 4)
 for row in cur.fetchall():
     print("row", row[0], row[1], sep="\t")
+
+
+def sweep(name, call):
+    """One ODBC catalog function as a tool's browser calls it: every one must answer."""
+    try:
+        rows = call().fetchall()
+        print("meta", name, len(rows), sep="\t")
+    except pyodbc.Error as err:
+        print("meta", name, "FAILED " + " ".join(str(err).split()), sep="\t")
+
+
+sweep("SQLPrimaryKeys", lambda: cur.primaryKeys("dim_patient", schema="dbo"))
+sweep("SQLForeignKeys", lambda: cur.foreignKeys(table="dim_patient", schema="dbo"))
+sweep("SQLForeignKeys_fk", lambda: cur.foreignKeys(foreignTable="fact_events", foreignSchema="dbo"))
+sweep("SQLStatistics", lambda: cur.statistics("dim_patient", schema="dbo"))
+sweep("SQLGetTypeInfo", lambda: cur.getTypeInfo())
+sweep("SQLSpecialColumns_rowid", lambda: cur.rowIdColumns("dim_patient", schema="dbo"))
+sweep("SQLSpecialColumns_rowver", lambda: cur.rowVerColumns("dim_patient", schema="dbo"))
+sweep("SQLProcedures", lambda: cur.procedures(schema="dbo"))
+sweep("SQLProcedureColumns", lambda: cur.procedureColumns(schema="dbo"))
+sweep("SQLTablePrivileges_tables", lambda: cur.tables(schema="dbo", tableType="TABLE,VIEW"))

@@ -94,6 +94,27 @@ async fn pgjdbc_lists_tables_and_columns() {
         facts(&lines, "row"),
         [["name", "Test Patient 4", "int4", "28"]]
     );
+    // The whole DatabaseMetaData sweep answers, and answers only about carol's tables.
+    let meta = facts(&lines, "meta");
+    // (getSuperTables and getPseudoColumns are not implemented by pgJDBC itself.)
+    assert_eq!(meta.len(), 21, "{meta:?}");
+    for call in &meta {
+        assert!(!call[1].starts_with("FAILED"), "DatabaseMetaData {call:?}");
+    }
+    let privileges = facts(&lines, "privilege");
+    assert!(!privileges.is_empty());
+    for privilege in &privileges {
+        assert!(
+            ["dim_patient", "fact_events"].contains(&privilege[0]) && privilege[2] == "SELECT",
+            "{privilege:?}"
+        );
+    }
+    assert!(facts(&lines, "pk").is_empty(), "Delta tables have no keys");
+    // (isReadOnly is pgJDBC's own connection flag, not the server's.)
+    assert_eq!(facts(&lines, "info")[0][0], "carol");
+    let rsmd = facts(&lines, "rsmd");
+    assert_eq!(rsmd.len(), 8);
+    assert_eq!(rsmd[0][..2], ["id_patient", "int4"]);
     server.stop().await;
 }
 
@@ -129,5 +150,11 @@ async fn psqlodbc_lists_tables_and_columns() {
     assert_eq!(columns[0], ["id_patient", "int4", "4", "0", "1"]);
     assert_eq!(columns[1], ["name", "text", "-10", "1", "2"]);
     assert_eq!(facts(&lines, "row"), [["Test Patient 4", "28"]]);
+    // Every catalog function an ODBC tool calls answers.
+    let meta = facts(&lines, "meta");
+    assert_eq!(meta.len(), 10, "{meta:?}");
+    for call in &meta {
+        assert!(!call[1].starts_with("FAILED"), "ODBC {call:?}");
+    }
     server.stop().await;
 }

@@ -119,5 +119,49 @@ async fn psql_backslash_commands() {
     // Bob sees the masked name column through psql like through any client.
     let out = psql(&server, "bob", &["\\d dbo.dim_patient"]).await;
     assert!(out.contains(" name "), "{out}");
+
+    // The rest of a reader's \d family answers without an error.
+    for command in [
+        "\\dv",
+        "\\df upper",
+        "\\dT",
+        "\\du",
+        "\\dp dbo.*",
+        "\\dm",
+        "\\ds",
+        "\\di",
+        "\\dx",
+    ] {
+        psql(&server, "carol", &[command]).await;
+    }
+    let out = psql(&server, "carol", &["\\dp dbo.*"]).await;
+    assert!(
+        out.contains("dim_patient") && !out.contains("dim_doctors"),
+        "{out}"
+    );
+    let out = psql(&server, "alice", &["\\du"]).await;
+    assert!(out.contains("alice"), "{out}");
+
+    // \copy ... to stdout is COPY TO STDOUT on the wire: bob's copy is masked too.
+    let out = psql(
+        &server,
+        "bob",
+        &["\\copy (select id_patient, name from dbo.dim_patient order by 1) to stdout with csv header"],
+    )
+    .await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 41, "{out}");
+    assert_eq!(lines[0], "id_patient,name");
+    assert!(
+        lines[1].starts_with("1,") && !out.contains("Test Patient"),
+        "{out}"
+    );
+    let out = psql(
+        &server,
+        "carol",
+        &["\\copy dbo.dim_patient (id_patient) to stdout"],
+    )
+    .await;
+    assert_eq!(out.lines().count(), 20, "{out}");
     server.stop().await;
 }

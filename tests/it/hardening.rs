@@ -250,7 +250,9 @@ async fn functions_cannot_make_values_larger_than_the_cap() {
         "select regexp_replace(repeat('a', 100000), '', repeat('b', 1000), 'g')",
         "select array_repeat(1, 100000000)",
         "select cardinality(range(1, 1000000000))",
-        "select cardinality(generate_series(1, 1000000000))",
+        // PostgreSQL's generate_series in a select list is a set of rows, built as a list
+        // under the same cap.
+        "select generate_series(1, 1000000000)",
         "select array_resize(make_array(1), 100000000)",
         "select array_to_string(range(1, 10000), repeat('-', 100000))",
         // Under the cap each, but not a whole batch of them.

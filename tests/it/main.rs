@@ -34,6 +34,12 @@ mod clients_psql;
 /// pgJDBC and psqlODBC listing tables and columns.
 mod clients_drivers;
 
+/// psycopg 3 and 2, asyncpg, SQLAlchemy, pandas and polars: queries, metadata, COPY.
+mod clients_python;
+
+/// node-postgres with pg-cursor.
+mod clients_node;
+
 /// The server binary as a process: memory bounds, CPU after cancel, SIGTERM.
 mod process;
 

@@ -151,6 +151,15 @@ async fn writes_files_and_datafusion_statements_are_refused() {
     for (sql, code) in &cases {
         assert_eq!(&sqlstate(&client, sql).await, code, "{sql}");
     }
+    // COPY writes to the client only: files, programs and COPY FROM stay refused.
+    for sql in [
+        format!("COPY dim_patient TO '{}'", target.display()),
+        "COPY (select 1) TO PROGRAM 'touch /tmp/pwned'".to_string(),
+        "COPY dim_patient FROM STDIN".to_string(),
+        format!("COPY dim_patient FROM '{}'", target.display()),
+    ] {
+        assert_eq!(sqlstate(&client, &sql).await, "42501", "{sql}");
+    }
     assert!(!target.exists(), "COPY wrote a file");
     // Over the extended protocol too.
     let err = client
@@ -550,5 +559,145 @@ async fn show_reads_dotted_settings_unquoted() {
         value("off")
     );
     assert_eq!(rows(&client, "show time zone").await, value("UTC"));
+    server.stop().await;
+}
+
+/// The rows of a binary COPY: signature, then per row a field count and length-prefixed
+/// values, then -1.
+fn binary_copy_rows(data: &[u8]) -> Vec<Vec<Option<Vec<u8>>>> {
+    assert_eq!(&data[..11], b"PGCOPY\n\xff\r\n\0", "signature");
+    let mut at = 19;
+    let mut rows = Vec::new();
+    loop {
+        let n = i16::from_be_bytes([data[at], data[at + 1]]);
+        at += 2;
+        if n == -1 {
+            assert_eq!(at, data.len(), "nothing after the trailer");
+            return rows;
+        }
+        let mut row = Vec::new();
+        for _ in 0..n {
+            let len = i32::from_be_bytes(data[at..at + 4].try_into().unwrap());
+            at += 4;
+            if len < 0 {
+                row.push(None);
+            } else {
+                row.push(Some(data[at..at + len as usize].to_vec()));
+                at += len as usize;
+            }
+        }
+        rows.push(row);
+    }
+}
+
+async fn copy_out(client: &tokio_postgres::Client, sql: &str) -> Vec<u8> {
+    use futures::TryStreamExt;
+    let stream = client
+        .copy_out(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    let chunks: Vec<bytes::Bytes> = stream.try_collect().await.unwrap();
+    chunks.concat()
+}
+
+/// The SQLSTATE a COPY ends with, whether it fails before its data or in the middle of it.
+async fn copy_error(client: &tokio_postgres::Client, sql: &str) -> String {
+    use futures::TryStreamExt;
+    let err = match client.copy_out(sql).await {
+        Err(err) => err,
+        Ok(stream) => match stream.try_collect::<Vec<bytes::Bytes>>().await {
+            Err(err) => err,
+            Ok(_) => panic!("{sql} should have failed"),
+        },
+    };
+    err.as_db_error()
+        .map(|e| e.code().code().to_string())
+        .unwrap_or_else(|| panic!("{sql}: not a database error: {err}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_to_stdout_in_three_formats_under_the_policy() {
+    let server = TestServer::start().await;
+    let alice = server.connect("alice").await;
+    let query = "SELECT id_patient, name, age, address FROM dbo.dim_patient ORDER BY id_patient";
+    let selected = rows(&alice, query).await;
+    // Text: tab-separated, the address's newline escaped, one line per row.
+    let text =
+        String::from_utf8(copy_out(&alice, &format!("COPY ({query}) TO STDOUT")).await).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), selected.len());
+    assert_eq!(lines[0], "1\tTest Patient 1\t7\t1 Fake Street\\nTestville");
+    // CSV with a header: the newline is inside quotes.
+    let csv = String::from_utf8(
+        copy_out(
+            &alice,
+            &format!("COPY ({query}) TO STDOUT (FORMAT csv, HEADER)"),
+        )
+        .await,
+    )
+    .unwrap();
+    assert!(
+        csv.starts_with(
+            "id_patient,name,age,address\n1,Test Patient 1,7,\"1 Fake Street\nTestville\"\n"
+        ),
+        "{csv}"
+    );
+    // Binary: the values of a binary SELECT.
+    let binary = binary_copy_rows(
+        &copy_out(&alice, &format!("COPY ({query}) TO STDOUT (FORMAT binary)")).await,
+    );
+    assert_eq!(binary.len(), selected.len());
+    assert_eq!(binary[0][0].as_deref(), Some(&1i32.to_be_bytes()[..]));
+    assert_eq!(binary[0][1].as_deref(), Some(&b"Test Patient 1"[..]));
+    // A table with columns named, and the legacy syntax.
+    let table = copy_out(
+        &alice,
+        "COPY dim_doctors (id_doctor, shift) TO STDOUT WITH CSV",
+    )
+    .await;
+    assert_eq!(String::from_utf8(table).unwrap().lines().count(), 30);
+    // The policy applies: bob's names are masked, carol sees Portugal's patients only.
+    let bob = server.connect("bob").await;
+    let masked =
+        String::from_utf8(copy_out(&bob, &format!("COPY ({query}) TO STDOUT")).await).unwrap();
+    assert_eq!(masked.lines().count(), 40);
+    assert!(!masked.contains("Test Patient"), "{masked}");
+    let carol = server.connect("carol").await;
+    let filtered = String::from_utf8(copy_out(&carol, "COPY dim_patient TO STDOUT").await).unwrap();
+    assert_eq!(filtered.lines().count(), 20);
+    // A table she may not read does not exist for her, in COPY as in SELECT.
+    assert_eq!(
+        sqlstate(&carol, "COPY dim_doctors TO STDOUT").await,
+        "42P01"
+    );
+    // Invalid options are PostgreSQL's errors, and the session goes on.
+    assert_eq!(
+        sqlstate(&alice, "COPY dim_doctors TO STDOUT (FORMAT xml)").await,
+        "22023"
+    );
+    assert_eq!(
+        sqlstate(&alice, "COPY dim_doctors TO STDOUT (FORMAT binary, HEADER)").await,
+        "42601"
+    );
+    // statement_timeout covers a COPY as it covers a SELECT.
+    alice
+        .batch_execute("SET statement_timeout = '200ms'")
+        .await
+        .unwrap();
+    let slow = "COPY (SELECT count(*) FROM generate_series(1, 4000000000) a) TO STDOUT";
+    assert_eq!(copy_error(&alice, slow).await, "57014");
+    alice
+        .batch_execute("RESET statement_timeout")
+        .await
+        .unwrap();
+    // Audited as a copy, with its row count.
+    assert_eq!(
+        rows(
+            &alice,
+            "select count(*) from sys.audit_log where kind = 'copy' and \"user\" = 'carol' and rows = 20 and outcome = 'ok'"
+        )
+        .await,
+        one("1")
+    );
     server.stop().await;
 }

@@ -112,6 +112,11 @@ pub static TABLES: &[SystemTableDef] = &[
         rows: pg_namespace,
     },
     SystemTableDef {
+        name: "pg_opclass",
+        schema: pg_opclass_schema,
+        rows: empty_pg_opclass,
+    },
+    SystemTableDef {
         name: "pg_policy",
         schema: pg_policy_schema,
         rows: empty_pg_policy,
@@ -150,6 +155,11 @@ pub static TABLES: &[SystemTableDef] = &[
         name: "pg_roles",
         schema: pg_roles_schema,
         rows: pg_roles,
+    },
+    SystemTableDef {
+        name: "pg_sequence",
+        schema: pg_sequence_schema,
+        rows: empty_pg_sequence,
     },
     SystemTableDef {
         name: "pg_settings",
@@ -204,11 +214,13 @@ pub const EMPTY: &[&str] = &[
     "pg_index",
     "pg_inherits",
     "pg_matviews",
+    "pg_opclass",
     "pg_policy",
     "pg_publication",
     "pg_publication_namespace",
     "pg_publication_rel",
     "pg_rewrite",
+    "pg_sequence",
     "pg_statistic_ext",
     "pg_trigger",
     "pg_views",
@@ -243,6 +255,8 @@ const RELATION_OIDS: &[(&str, u32)] = &[
     ("pg_publication_rel", 6106),
     ("pg_publication_namespace", 6237),
     ("pg_auth_members", 1261),
+    ("pg_sequence", 2224),
+    ("pg_opclass", 2616),
 ];
 
 /// The OID of a relation of a system schema.
@@ -466,11 +480,38 @@ table!(
         ("relpartbound", NodeTree),
     ]
 );
+/// A role name as an `aclitem` spells it (quoted unless plain lower case).
+fn acl_role(name: &str) -> String {
+    if name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
 fn pg_class(session: &SessionCatalog) -> Result<RecordBatch> {
+    let owner = acl_role(OWNER_NAME);
+    let user = acl_role(&session.pinned().principal.user);
     let rows: Vec<Vec<V>> = relations(session)
         .into_iter()
         .map(|rel| {
             let is_table = rel.kind == 'r';
+            // SELECT only, for the owner too: the server writes nothing. System relations are
+            // readable by PUBLIC; a lake table by the user who sees it (pgJDBC's
+            // getTablePrivileges reads this, and a NULL would mean the owner's defaults, all
+            // privileges).
+            let reader = if matches!(rel.schema.as_str(), "pg_catalog" | "information_schema") {
+                String::new()
+            } else {
+                user.clone()
+            };
+            let acl = V::SL(vec![
+                format!("{owner}=r/{owner}"),
+                format!("{reader}=r/{owner}"),
+            ]);
             vec![
                 rel.oid.into(),
                 rel.name.into(),
@@ -502,7 +543,7 @@ fn pg_class(session: &SessionCatalog) -> Result<RecordBatch> {
                 0u32.into(),
                 0i32.into(),
                 0i32.into(),
-                V::Null,
+                acl,
                 V::Null,
                 V::Null,
             ]
@@ -1398,5 +1439,34 @@ empty_table!(
         ("viewname", Name),
         ("viewowner", Name),
         ("definition", Text),
+    ]
+);
+empty_table!(
+    empty_pg_sequence,
+    pg_sequence_schema,
+    [
+        ("seqrelid", Oid),
+        ("seqtypid", Oid),
+        ("seqstart", Int8),
+        ("seqincrement", Int8),
+        ("seqmax", Int8),
+        ("seqmin", Int8),
+        ("seqcache", Int8),
+        ("seqcycle", Bool),
+    ]
+);
+empty_table!(
+    empty_pg_opclass,
+    pg_opclass_schema,
+    [
+        ("oid", Oid),
+        ("opcmethod", Oid),
+        ("opcname", Name),
+        ("opcnamespace", Oid),
+        ("opcowner", Oid),
+        ("opcfamily", Oid),
+        ("opcintype", Oid),
+        ("opcdefault", Bool),
+        ("opckeytype", Oid),
     ]
 );
