@@ -4,8 +4,8 @@
 //!
 //! Layout (ARCHITECTURE.md has the full code map and its invariants):
 //! - [`config`]: `lakehouse.yaml` and the strict YAML loader (`file:line:col` errors).
-//! - [`pg`]: PostgreSQL emulation (COPY TO STDOUT).
-//! - [`pgtype`]: PostgreSQL types and the Arrow to PostgreSQL mapping.
+//! - [`pg`]: PostgreSQL emulation: types, value codecs, catalogs, functions, syntax, settings,
+//!   COPY.
 //! - [`lake`]: Delta tables on any object store; the only user of `deltalake`.
 //! - [`catalog`]: the served tables, their versions, and the system catalogs.
 //! - [`policy`]: users, roles, grants, row filters, masks; pure decisions.
@@ -31,7 +31,6 @@ pub mod ingest;
 pub mod lake;
 pub mod metrics;
 pub mod pg;
-pub mod pgtype;
 pub mod policy;
 pub mod server;
 pub mod sql;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerates src/pgtype/builtin.rs from a real PostgreSQL 15 server.
+"""Regenerates src/pg/types/builtin.rs from a real PostgreSQL 15 server.
 
 Usage: python3 tools/gen_pgtypes.py [psql connection args...]   (default: -h 127.0.0.1 -U postgres)
 The rows are PostgreSQL's own built-in catalog data; clients bind type handlers by them.
@@ -31,7 +31,7 @@ procs = sorted({int(r[i]) for r in rows for i in (7, 8, 9, 10) if r[i] != "0"})
 prows = q("select oid, proname, pronargs, prorettype, proargtypes::text from pg_proc where oid in (%s) order by oid"
           % ",".join(map(str, procs)))
 
-with open("src/pgtype/builtin.rs", "w") as f:
+with open("src/pg/types/builtin.rs", "w") as f:
     f.write("//! PostgreSQL 15's own rows for the built-in types we serve, generated from `pg_type`,\n"
             "//! `pg_range` and `pg_proc` of a real PostgreSQL 15 server (see `tools/gen_pgtypes.py`).\n"
             "//! Clients such as Npgsql bind their type handlers by these names and OIDs, so they must be\n"

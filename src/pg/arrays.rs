@@ -1,5 +1,5 @@
 //! PostgreSQL's array set-returning functions that catalog queries use, as DataFusion list
-//! functions under `unnest` (`sql::compat` rewrites the calls):
+//! functions under `unnest` (`pg::syntax` rewrites the calls):
 //! `information_schema._pg_expandarray(a)` (pgJDBC's primary and foreign keys) is
 //! `unnest(__lh_pg_expandarray(a))`, a list of `(x, n)` records.
 

@@ -67,6 +67,17 @@ enum ForceQuote {
     Columns(Vec<String>),
 }
 
+/// How the rows of a planned `COPY ... TO STDOUT` are written.
+#[derive(Debug, Clone)]
+pub struct CopyRows {
+    /// Format and options.
+    pub options: CopyOptions,
+    /// The copied columns.
+    pub fields: Vec<crate::pg::types::FieldInfo>,
+    /// Per column: always quoted (CSV `FORCE_QUOTE`).
+    pub force_quote: Vec<bool>,
+}
+
 /// A `COPY ... TO STDOUT` classified: the query to run and how to write its rows.
 #[derive(Debug, Clone)]
 pub struct CopyOut {

@@ -18,7 +18,7 @@ use datafusion::logical_expr::{
     Signature, Volatility,
 };
 
-use crate::pgtype::{PG_TYPE_METADATA_KEY, builtin};
+use crate::pg::types::{PG_TYPE_METADATA_KEY, builtin};
 
 /// The text of a `regproc`: the function's name, `-` for none (0), the number when unknown.
 pub fn name(oid: u32) -> std::borrow::Cow<'static, str> {

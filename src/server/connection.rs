@@ -29,11 +29,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use super::encode::{CopyState, Format, RowEncoder};
 use super::{CancelHandle, Server};
 use crate::auth::{ScramExchange, ScramVerifier};
 use crate::config::TlsMode;
-use crate::pgtype::PgType;
+use crate::pg::codec::encode::{CopyState, Format, RowEncoder};
+use crate::pg::types::PgType;
 use crate::policy::LoginRefusal;
 use crate::sql::error::code;
 use crate::sql::session::Ticket;
@@ -1203,7 +1203,7 @@ fn field_description(field: &FieldInfo, format: Format) -> FieldDescription {
         0,
         0,
         pg.oid,
-        super::encode::type_size(&pg),
+        crate::pg::codec::encode::type_size(&pg),
         pg.typmod,
         format.code(),
     )
@@ -1299,7 +1299,7 @@ async fn extended(
             let zone = crate::sql::zone::zone(&live.query.settings().time_zone());
             for (idx, value) in bind.parameters.iter().enumerate() {
                 params.push(
-                    super::params::decode(
+                    crate::pg::codec::params::decode(
                         value.as_ref(),
                         prepared.param_types[idx],
                         param_formats[idx],

@@ -4,7 +4,7 @@
 //!   connection limit, graceful shutdown.
 //! - `connection`: one client from the first byte to Terminate: TLS negotiation, authentication,
 //!   simple and extended query protocol.
-//! - [`encode`]: Arrow to DataRow, text and binary. [`params`]: Bind parameters to Arrow.
+//! - Value codecs (DataRow, Bind parameters, COPY data) are `pg::codec`'s.
 //! - [`frame`]: every client message is checked before pgwire decodes it.
 //! - [`tls`]: rustls setup, self-signed certificates.
 //!
@@ -13,9 +13,7 @@
 //! execution, and pipelined batches are answered strictly in order.
 
 mod connection;
-pub mod encode;
 pub mod frame;
-pub mod params;
 mod throttle;
 pub mod tls;
 

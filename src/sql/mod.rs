@@ -3,31 +3,26 @@
 //!
 //! - [`classify`]: the read-only allowlist.
 //! - [`cache`]: the result cache (keyed by user, policy, table versions and the enforced plan).
-//! - [`compat`]: PostgreSQL syntax on the syntax tree (operators, casts, literals, type names).
 //! - [`enforce`]: grants, row filters and masks on the resolved logical plan.
 //! - [`explain`]: EXPLAIN rendered for users who may not see everything.
-//! - [`functions`]: PostgreSQL's catalog and session functions.
-//! - [`settings`][]: SET/SHOW/RESET.
 //! - [`shape`]: how wide and deep a statement may be; rebalancing of long chains.
 //! - [`session`]: one connection's session.
 //! - [`exec`]: the statement runtime, memory limits, cancellation by drop.
 //! - [`memory`]: caps on the values functions make; the process-wide memory budget.
 //! - [`error`]: errors and their SQLSTATEs.
 //!
-//! Never imports `pgwire`: everything here is testable without a socket.
+//! PostgreSQL's syntax, functions and settings are `pg`'s; this is the security and execution
+//! core. Never imports `pgwire`: everything here is testable without a socket.
 
 pub mod cache;
 pub mod classify;
-pub mod compat;
 pub mod enforce;
 pub mod error;
 pub mod exec;
 pub mod explain;
-pub mod functions;
 pub mod memory;
 pub mod policy_check;
 pub mod session;
-pub mod settings;
 pub mod shape;
 pub mod zone;
 
@@ -160,14 +155,14 @@ pub fn base_state() -> SessionState {
         .with_query_planner(Arc::new(enforce::LakehouseQueryPlanner))
         .with_physical_optimizer_rule(Arc::new(exec::BoundedTopKAggregation))
         .with_physical_optimizer_rule(Arc::new(exec::CooperativeEverywhere))
-        .with_type_planner(Arc::new(compat::PgTypePlanner))
+        .with_type_planner(Arc::new(crate::pg::syntax::PgTypePlanner))
         .with_optimizer_rule(Arc::new(crate::catalog::system::EmptySystemRelations))
         .with_analyzer_rule(zone::rule());
     // Untyped literals take the other operand's type, as in PostgreSQL (`indisprimary = 't'`).
     builder
         .expr_planners()
         .get_or_insert_with(Vec::new)
-        .insert(0, Arc::new(compat::PgLiteralPlanner));
+        .insert(0, Arc::new(crate::pg::syntax::PgLiteralPlanner));
     let mut state = builder.build();
     if let Err(err) = memory::cap_functions(&mut state) {
         // Registering into the state's own maps does not fail in practice; say so if it does.

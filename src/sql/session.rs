@@ -21,11 +21,10 @@ use super::classify::{self, Action};
 use super::enforce::{self, AccessReport};
 use super::error::{QueryError, code};
 use super::exec::{self, RowStream};
-use super::settings::{Changed, Settings};
 use crate::audit::AuditRecord;
 use crate::catalog::session::{Pinned, SessionCatalog, SessionCatalogList};
-use crate::pg::copy::CopyOptions;
-use crate::pgtype::{self, PgType};
+use crate::pg::settings::{Changed, Settings};
+use crate::pg::types::{self as pgtype, PgType};
 
 /// Who is connected, for the audit trail and session functions.
 #[derive(Debug, Clone)]
@@ -38,14 +37,8 @@ pub struct SessionInfo {
     pub client_addr: String,
 }
 
-/// A result column.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldInfo {
-    /// Column name.
-    pub name: String,
-    /// PostgreSQL type.
-    pub pg_type: PgType,
-}
+pub use crate::pg::copy::CopyRows;
+pub use crate::pg::types::FieldInfo;
 
 /// Transaction block state, as ReadyForQuery reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,17 +68,6 @@ pub struct Prepared {
     planned: Option<Planned>,
     /// A `COPY ... TO STDOUT`: its columns and how to write them.
     copy: Option<CopyRows>,
-}
-
-/// How the rows of a `COPY ... TO STDOUT` are written.
-#[derive(Debug, Clone)]
-pub struct CopyRows {
-    /// Format and options.
-    pub options: CopyOptions,
-    /// The copied columns.
-    pub fields: Vec<FieldInfo>,
-    /// Per column: always quoted (CSV `FORCE_QUOTE`).
-    pub force_quote: Vec<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -189,7 +171,7 @@ impl QuerySession {
         let mut state = SessionStateBuilder::new_from_existing(engine.base_state())
             .with_catalog_list(Arc::new(SessionCatalogList(catalog.clone())))
             .build();
-        super::functions::register(&mut state, &catalog, info.pid)
+        crate::pg::functions::register(&mut state, &catalog, info.pid)
             .map_err(|e| QueryError::from_datafusion(e, 0))?;
         let user = catalog.pinned().principal.user.clone();
         let settings = Settings::new(&user, engine.limits.statement_timeout);
@@ -703,10 +685,10 @@ impl Planner {
             .map_err(|err| QueryError::new(code::INVALID_AUTHORIZATION, err.to_string()).fatal())?;
         let mut statement = query;
         // Names first: they come from the statement as the client wrote it (`x::regclass` is
-        // named `x`, before `compat` turns the cast into a function call).
+        // named `x`, before `pg::syntax` turns the cast into a function call).
         let names = postgres_column_names(&mut statement);
-        super::compat::rewrite(&mut statement);
-        super::compat::declare_parameter_types(&mut statement, declared);
+        crate::pg::syntax::rewrite(&mut statement);
+        crate::pg::syntax::declare_parameter_types(&mut statement, declared);
         let plan = self
             .state
             .statement_to_plan(DFStatement::Statement(Box::new(statement)))
@@ -939,7 +921,7 @@ fn postgres_column_names(statement: &mut Statement) -> Option<Vec<Option<String>
 
 /// The `typname` PostgreSQL uses for a cast target written as `data_type`.
 fn type_column_name(data_type: &str) -> String {
-    super::functions::type_oid_by_sql_name(data_type)
+    crate::pg::functions::type_oid_by_sql_name(data_type)
         .and_then(pgtype::by_oid)
         .map(|t| t.name.to_string())
         .unwrap_or_else(|| {

@@ -14,7 +14,7 @@
 //! - [`SessionZoneCasts`] rewrites the three casts that arrow does in UTC whatever the label:
 //!   `timestamptz → timestamp` and `timestamptz → date` take the local time, `date →
 //!   timestamptz` is local midnight.
-//! - `server::encode` renders every `timestamptz` in the session zone with its offset
+//! - `pg::codec::encode` renders every `timestamptz` in the session zone with its offset
 //!   ([`format_offset`]); binary values are UTC microseconds, as in PostgreSQL.
 //!
 //! A UTC session (the default) takes none of these detours beyond the label.

@@ -12,7 +12,7 @@ use super::rows::{Col, V, build, schema};
 use super::{OWNER_NAME, SystemTableDef};
 use crate::catalog::session::SessionCatalog;
 use crate::config::DATABASE_NAME;
-use crate::pgtype::{self, PgType, oid};
+use crate::pg::types::{self as pgtype, PgType, oid};
 
 /// Every `information_schema` relation we serve.
 pub static TABLES: &[SystemTableDef] = &[

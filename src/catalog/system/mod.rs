@@ -60,7 +60,7 @@ impl SystemContext {
     pub fn new(audit: Arc<AuditLog>) -> SystemContext {
         SystemContext {
             audit,
-            server_version: crate::pgtype::SERVER_VERSION.to_string(),
+            server_version: crate::pg::types::SERVER_VERSION.to_string(),
             started_at: chrono::Utc::now().timestamp_micros(),
         }
     }

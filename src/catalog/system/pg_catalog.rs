@@ -18,7 +18,7 @@ use super::{
 };
 use crate::catalog::registry::{TableEntry, TableStatus, stable_oid};
 use crate::catalog::session::SessionCatalog;
-use crate::pgtype::{self, PgType};
+use crate::pg::types::{self as pgtype, PgType};
 use crate::policy::ColumnAccess;
 
 macro_rules! table {

@@ -14,7 +14,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{DataFusionError, Result};
 
-use crate::pgtype::PG_TYPE_METADATA_KEY;
+use crate::pg::types::PG_TYPE_METADATA_KEY;
 
 /// PostgreSQL column types used by the system tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

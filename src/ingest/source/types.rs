@@ -18,14 +18,11 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::ingest::{Error, Result};
+use crate::pg::codec::{PG_EPOCH_DAYS, PG_EPOCH_MICROS};
 
 /// Time zone of zoned timestamps in bronze.
 pub const UTC: &str = "UTC";
 
-/// Days from 1970-01-01 to 2000-01-01 (PostgreSQL's epoch).
-const PG_EPOCH_DAYS: i32 = 10_957;
-/// Microseconds from 1970-01-01 to 2000-01-01.
-const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 /// Largest precision of a Delta decimal.
 const MAX_DECIMAL_PRECISION: u64 = 38;
 
@@ -209,44 +206,9 @@ pub fn parse_decimal(text: &str, scale: i8) -> Option<i128> {
     Some(if negative { -value } else { value })
 }
 
-/// PostgreSQL's binary numeric as an integer scaled by 10^`scale`.
+/// PostgreSQL's binary numeric as an integer scaled by 10^`scale` (`pg::codec`'s reader).
 pub fn pg_numeric(bytes: &[u8], scale: i8) -> Result<i128> {
-    let bad = || Error::Decode("malformed numeric value".to_string());
-    if bytes.len() < 8 {
-        return Err(bad());
-    }
-    let ndigits = usize::from(u16::from_be_bytes([bytes[0], bytes[1]]));
-    let weight = i32::from(i16::from_be_bytes([bytes[2], bytes[3]]));
-    let sign = u16::from_be_bytes([bytes[4], bytes[5]]);
-    if sign == 0xC000 || sign == 0xD000 || sign == 0xF000 {
-        return Err(Error::Decode(
-            "NaN or infinite numeric cannot be stored as a decimal".to_string(),
-        ));
-    }
-    if bytes.len() < 8 + 2 * ndigits {
-        return Err(bad());
-    }
-    let scale = i32::from(scale);
-    let mut value: i128 = 0;
-    let overflow = || Error::Decode("numeric value does not fit the column's decimal".to_string());
-    for idx in 0..ndigits {
-        let offset = 8 + 2 * idx;
-        let digit = i128::from(u16::from_be_bytes([bytes[offset], bytes[offset + 1]]));
-        // This base-10000 digit is worth digit * 10^(4 * (weight - idx)); scaled by 10^scale.
-        let exponent = 4 * (weight - i32::try_from(idx).map_err(|_| bad())?) + scale;
-        let term = if exponent >= 0 {
-            let power = 10i128.checked_pow(u32::try_from(exponent).map_err(|_| overflow())?);
-            digit
-                .checked_mul(power.ok_or_else(overflow)?)
-                .ok_or_else(overflow)?
-        } else if exponent > -4 {
-            digit / 10i128.pow(u32::try_from(-exponent).map_err(|_| bad())?)
-        } else {
-            0
-        };
-        value = value.checked_add(term).ok_or_else(overflow)?;
-    }
-    Ok(if sign == 0x4000 { -value } else { value })
+    crate::pg::codec::numeric_from_binary(bytes, scale).map_err(|e| Error::Decode(e.to_string()))
 }
 
 /// An Arrow array under construction for one column.

@@ -21,7 +21,7 @@ use datafusion::sql::sqlparser::ast::{
     VisitorMut, visit_expressions_mut,
 };
 
-use crate::pgtype::{self, PG_TYPE_METADATA_KEY};
+use crate::pg::types::{self as pgtype, PG_TYPE_METADATA_KEY};
 
 /// The function a non-aggregated scalar subquery calls when it finds more than one row
 /// (registered in `functions`): PostgreSQL's error 21000.
@@ -346,7 +346,7 @@ fn rewrite_expr(expr: &mut Expr, select_context: bool) {
                         let escape = Expr::value(Value::SingleQuotedString(escape.clone()));
                         let original = std::mem::replace(other, Expr::value(Value::Null));
                         *other = call(
-                            crate::sql::functions::LIKE_ESCAPE_FUNCTION,
+                            super::functions::LIKE_ESCAPE_FUNCTION,
                             vec![original, escape],
                         );
                     }

@@ -427,3 +427,12 @@ mod tests {
         assert_eq!(recv.name, "array_recv");
     }
 }
+
+/// A result column as RowDescription describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldInfo {
+    /// Column name.
+    pub name: String,
+    /// PostgreSQL type.
+    pub pg_type: PgType,
+}

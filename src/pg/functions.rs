@@ -16,14 +16,14 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
-use super::error::{QueryError, code};
 use crate::catalog::registry::TableStatus;
 use crate::catalog::session::SessionCatalog;
 use crate::catalog::system::pg_catalog::{
     database_oid, namespace_oid, relations, role_oid, system_relation_oid,
 };
 use crate::catalog::system::{OWNER_NAME, OWNER_OID};
-use crate::pgtype;
+use crate::pg::types as pgtype;
+use crate::sql::error::{QueryError, code};
 
 type RowFn = dyn Fn(&[ScalarValue]) -> Result<ScalarValue> + Send + Sync;
 
@@ -272,14 +272,14 @@ fn json_build_array(args: &[ScalarValue]) -> Result<ScalarValue> {
 }
 
 /// A LIKE pattern written with another escape character, respelled with backslashes (the only
-/// escape DataFusion's LIKE knows); `sql::compat` calls it for patterns that are not literals.
+/// escape DataFusion's LIKE knows); `pg::syntax` calls it for patterns that are not literals.
 pub const LIKE_ESCAPE_FUNCTION: &str = "__lh_like_escape";
 
 fn like_escape(args: &[ScalarValue]) -> Result<ScalarValue> {
     let (Some(pattern), Some(escape)) = (text(&args[0]), text(&args[1])) else {
         return Ok(utf8(None));
     };
-    match super::compat::backslash_pattern(&pattern, &escape) {
+    match super::syntax::backslash_pattern(&pattern, &escape) {
         Some(respelled) => Ok(utf8(Some(respelled))),
         None => Err(query_error(
             QueryError::new("22025", "invalid escape string")
@@ -822,7 +822,7 @@ pub fn register(state: &mut SessionState, session: &Arc<SessionCatalog>, pid: i3
 }
 
 /// The error a scalar subquery raises when it yields more than one row (see
-/// `compat::MORE_THAN_ONE_ROW_FUNCTION`): evaluated only for the rows where that happened.
+/// `syntax::MORE_THAN_ONE_ROW_FUNCTION`): evaluated only for the rows where that happened.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct MoreThanOneRow {
     signature: Signature,
@@ -838,7 +838,7 @@ impl MoreThanOneRow {
 
 impl ScalarUDFImpl for MoreThanOneRow {
     fn name(&self) -> &str {
-        super::compat::MORE_THAN_ONE_ROW_FUNCTION
+        super::syntax::MORE_THAN_ONE_ROW_FUNCTION
     }
 
     fn signature(&self) -> &Signature {
@@ -1083,7 +1083,7 @@ fn register_privilege_functions(
 }
 
 /// Functions behind `::regclass`, `::regtype`, `::regnamespace`, `::regrole`, `::regproc` and
-/// `to_regclass`/`to_regtype` (the `compat` rewrite turns the casts into these calls).
+/// `to_regclass`/`to_regtype` (the `syntax` rewrite turns the casts into these calls).
 fn register_reg_casts(
     add: &mut impl FnMut(ScalarUDF) -> Result<()>,
     session: &Arc<SessionCatalog>,

@@ -21,14 +21,10 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, IntervalUnit, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 
-use crate::pg::copy::{self, CopyFormat};
-use crate::pgtype::{self, PgType, oid};
-use crate::sql::session::CopyRows;
+use crate::pg::copy::{self, CopyFormat, CopyRows};
+use crate::pg::types::{self as pgtype, PgType, oid};
 
-/// PostgreSQL epoch (2000-01-01) minus Unix epoch, in days.
-const PG_EPOCH_DAYS: i32 = 10_957;
-/// The same in microseconds.
-const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+use super::{PG_EPOCH_DAYS, PG_EPOCH_MICROS};
 
 /// Wire format of a column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use datafusion::common::ScalarValue;
 
-use crate::pgtype::oid;
+use crate::pg::types::oid;
 use crate::sql::QueryError;
 use crate::sql::error::code;
 
@@ -28,7 +28,7 @@ pub fn decode(
 }
 
 fn null_of(type_oid: u32) -> ScalarValue {
-    crate::pgtype::arrow_type_of(type_oid)
+    crate::pg::types::arrow_type_of(type_oid)
         .and_then(|t| ScalarValue::try_from(&t).ok())
         .unwrap_or(ScalarValue::Utf8(None))
 }
@@ -213,11 +213,11 @@ fn decode_binary(bytes: &Bytes, type_oid: u32) -> Result<ScalarValue, QueryError
             fixed(8)?.try_into().map_err(|_| wrong())?,
         ))),
         oid::DATE => ScalarValue::Date32(Some(
-            i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?) + 10_957,
+            i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?) + super::PG_EPOCH_DAYS,
         )),
         oid::TIMESTAMP | oid::TIMESTAMPTZ => {
             let micros = i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| wrong())?)
-                + 946_684_800_000_000;
+                + super::PG_EPOCH_MICROS;
             ScalarValue::TimestampMicrosecond(
                 Some(micros),
                 (type_oid == oid::TIMESTAMPTZ).then(|| "UTC".into()),
@@ -235,33 +235,13 @@ fn decode_binary(bytes: &Bytes, type_oid: u32) -> Result<ScalarValue, QueryError
     })
 }
 
-/// PostgreSQL's numeric binary form to a Decimal128.
+/// PostgreSQL's numeric binary form to a Decimal128 at its display scale.
 fn numeric_from_binary(b: &[u8]) -> Option<ScalarValue> {
-    if b.len() < 8 {
+    let dscale = super::numeric_display_scale(b).ok()?;
+    if !(0..=38).contains(&dscale) {
         return None;
     }
-    let read = |i: usize| i16::from_be_bytes([b[i], b[i + 1]]);
-    let ndigits = read(0) as usize;
-    let weight = read(2) as i32;
-    let sign = u16::from_be_bytes([b[4], b[5]]);
-    let dscale = read(6);
-    if sign == 0xC000 || b.len() != 8 + 2 * ndigits || !(0..=38).contains(&dscale) {
-        return None;
-    }
-    let mut value: i128 = 0;
-    // Each base-10000 digit d_i has weight (weight - i); build value * 10^dscale.
-    for i in 0..ndigits {
-        let digit = i128::from(read(8 + 2 * i));
-        let power = 4 * (weight - i as i32) + i32::from(dscale);
-        if power >= 0 {
-            value = value.checked_add(digit.checked_mul(10i128.checked_pow(power as u32)?)?)?;
-        } else {
-            value = value.checked_add(digit / 10i128.checked_pow((-power) as u32)?)?;
-        }
-    }
-    if sign == 0x4000 {
-        value = -value;
-    }
+    let value = super::numeric_from_binary(b, dscale as i8).ok()?;
     Some(ScalarValue::Decimal128(Some(value), 38, dscale as i8))
 }
 

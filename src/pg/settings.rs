@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::error::{QueryError, code};
+use crate::sql::error::{QueryError, code};
 
 /// Settings PostgreSQL reports with ParameterStatus at startup and after each change.
 pub const REPORTED: &[&str] = &[
@@ -77,12 +77,12 @@ const KNOWN: &[(&str, &str, Kind)] = &[
     ("server_encoding", "UTF8", Kind::ReadOnly),
     (
         "server_version",
-        crate::pgtype::SERVER_VERSION,
+        crate::pg::types::SERVER_VERSION,
         Kind::ReadOnly,
     ),
     (
         "server_version_num",
-        crate::pgtype::SERVER_VERSION_NUM,
+        crate::pg::types::SERVER_VERSION_NUM,
         Kind::ReadOnly,
     ),
     ("session_authorization", "", Kind::ReadOnly),
@@ -259,7 +259,7 @@ impl Settings {
         self.values
             .get("TimeZone")
             .cloned()
-            .unwrap_or_else(|| super::zone::UTC.to_string())
+            .unwrap_or_else(|| crate::sql::zone::UTC.to_string())
     }
 
     /// Whether this session's answers may come from (and go to) the result cache.
@@ -396,7 +396,7 @@ impl Settings {
                         Err(invalid("only the postgres interval style is supported"))
                     }
                 }
-                "TimeZone" => super::zone::canonical(trimmed).ok_or_else(|| {
+                "TimeZone" => crate::sql::zone::canonical(trimmed).ok_or_else(|| {
                     invalid("use UTC or an IANA time zone name, such as Europe/Lisbon")
                 }),
                 "standard_conforming_strings" => {
