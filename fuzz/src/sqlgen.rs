@@ -242,8 +242,20 @@ impl<'a, 'u> Generator<'a, 'u> {
 
     /// One statement, EXPLAIN or not. Never contains the leak marker.
     pub fn statement(&mut self) -> String {
-        let sql = match self.pick(24) {
+        let sql = match self.pick(26) {
             0 => self.odd_statement(),
+            24 | 25 => {
+                // COPY TO STDOUT: the same query path, written as COPY data.
+                let options = self.one(&[
+                    "",
+                    " (FORMAT csv, HEADER)",
+                    " (FORMAT csv, FORCE_QUOTE *)",
+                    " (FORMAT binary)",
+                    " WITH CSV HEADER",
+                    " (DELIMITER '|', NULL 'null')",
+                ]);
+                format!("COPY ({}) TO STDOUT{options}", self.query(None).0)
+            }
             1..=5 => {
                 let prefix = self.one(&[
                     "EXPLAIN ",

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use arbitrary::Unstructured;
 use bytes::BytesMut;
-use lakehouse::server::encode::{Format, RowEncoder};
+use lakehouse::pg::codec::encode::{CopyState, Format, RowEncoder};
 use lakehouse::sql::{Outcome, QueryError, QuerySession, SessionInfo};
 
 use crate::leak::{self, Leak};
@@ -257,8 +257,11 @@ async fn answer(session: &mut QuerySession, outcome: Outcome, checked: bool) -> 
             mut stream,
             fields: row_fields,
             ticket,
+            copy,
             ..
         } => {
+            // A COPY's rows are also written as COPY data, checked like DataRow values.
+            let mut copy = copy.map(CopyState::new);
             let types: Vec<_> = row_fields.iter().map(|f| f.pg_type).collect();
             let text = RowEncoder::new(types.clone(), vec![Format::Text; types.len()]);
             let binary = RowEncoder::new(types.clone(), vec![Format::Binary; types.len()]);
@@ -293,6 +296,14 @@ async fn answer(session: &mut QuerySession, outcome: Outcome, checked: bool) -> 
                 }
                 out.clear();
                 let _ = binary.encode(&batch, &mut out);
+                if let Some(copy) = &mut copy {
+                    out.clear();
+                    let encoder = copy.encoder();
+                    if encoder.encode_copy(&batch, copy, &mut out).is_ok() && checked {
+                        leak::check_text("COPY data", &out)
+                            .map_err(|l| Fail::Finding(Finding::Leak(l)))?;
+                    }
+                }
                 if n_rows as usize >= MAX_ROWS {
                     break;
                 }
