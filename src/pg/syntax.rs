@@ -647,20 +647,7 @@ fn aggregate_scalar_subquery(original: &Query) -> Option<Expr> {
         if limit_one {
             value
         } else {
-            Expr::Case {
-                case_token: AttachedToken::empty(),
-                end_token: AttachedToken::empty(),
-                operand: None,
-                conditions: vec![CaseWhen {
-                    condition: Expr::BinaryOp {
-                        left: Box::new(count_star()),
-                        op: BinaryOperator::Gt,
-                        right: Box::new(Expr::value(Value::Number("1".to_string(), false))),
-                    },
-                    result: call(MORE_THAN_ONE_ROW_FUNCTION, Vec::new()),
-                }],
-                else_result: Some(Box::new(value)),
-            }
+            at_most_one_row(value)
         },
     )?;
     for predicate in late {
@@ -703,20 +690,7 @@ fn outer_item_subquery(
     let rows = if limit_one {
         count_star()
     } else {
-        Expr::Case {
-            case_token: AttachedToken::empty(),
-            end_token: AttachedToken::empty(),
-            operand: None,
-            conditions: vec![CaseWhen {
-                condition: Expr::BinaryOp {
-                    left: Box::new(count_star()),
-                    op: BinaryOperator::Gt,
-                    right: Box::new(Expr::value(Value::Number("1".to_string(), false))),
-                },
-                result: call(MORE_THAN_ONE_ROW_FUNCTION, Vec::new()),
-            }],
-            else_result: Some(Box::new(count_star())),
-        }
+        at_most_one_row(count_star())
     };
     guards.push(Expr::BinaryOp {
         left: Box::new(Expr::Subquery(Box::new(with_item(&query, rows)?))),
@@ -736,6 +710,25 @@ fn outer_item_subquery(
         }],
         else_result: None,
     })
+}
+
+/// `CASE WHEN count(*) > 1 THEN <error 21000> ELSE value END`: a scalar subquery's value, or
+/// PostgreSQL's error when it found more than one row.
+fn at_most_one_row(value: Expr) -> Expr {
+    Expr::Case {
+        case_token: AttachedToken::empty(),
+        end_token: AttachedToken::empty(),
+        operand: None,
+        conditions: vec![CaseWhen {
+            condition: Expr::BinaryOp {
+                left: Box::new(count_star()),
+                op: BinaryOperator::Gt,
+                right: Box::new(Expr::value(Value::Number("1".to_string(), false))),
+            },
+            result: call(MORE_THAN_ONE_ROW_FUNCTION, Vec::new()),
+        }],
+        else_result: Some(Box::new(value)),
+    }
 }
 
 /// `query` with its single select item replaced.

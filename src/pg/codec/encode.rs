@@ -86,8 +86,8 @@ impl RowEncoder {
         self
     }
 
-    /// Appends one DataRow message per row of `batch` to `out`.
-    pub fn encode(&self, batch: &RecordBatch, out: &mut BytesMut) -> Result<(), String> {
+    /// The batch's columns, unpacked for the writers, as many as the description has.
+    fn columns_of(&self, batch: &RecordBatch) -> Result<Vec<ArrayRef>, String> {
         let arrays: Vec<ArrayRef> = batch
             .columns()
             .iter()
@@ -100,6 +100,12 @@ impl RowEncoder {
                 self.columns.len()
             ));
         }
+        Ok(arrays)
+    }
+
+    /// Appends one DataRow message per row of `batch` to `out`.
+    pub fn encode(&self, batch: &RecordBatch, out: &mut BytesMut) -> Result<(), String> {
+        let arrays = self.columns_of(batch)?;
         let mut text = String::new();
         for row in 0..batch.num_rows() {
             out.put_u8(b'D');
@@ -220,18 +226,7 @@ impl RowEncoder {
         copy: &mut CopyState,
         out: &mut BytesMut,
     ) -> Result<(), String> {
-        let arrays: Vec<ArrayRef> = batch
-            .columns()
-            .iter()
-            .map(|a| normalize(a.clone()))
-            .collect::<Result<_, _>>()?;
-        if arrays.len() != self.columns.len() {
-            return Err(format!(
-                "result has {} columns, COPY has {}",
-                arrays.len(),
-                self.columns.len()
-            ));
-        }
+        let arrays = self.columns_of(batch)?;
         let options = &copy.rows.options;
         let single = arrays.len() == 1;
         let mut text = String::new();
