@@ -68,8 +68,8 @@ impl ScalarUDFImpl for ExpandArray {
             _ => array,
         };
         let out = match array.data_type() {
-            DataType::List(_) => expand(array.as_list::<i32>()),
-            DataType::LargeList(_) => expand(array.as_list::<i64>()),
+            DataType::List(_) => expand(array.as_list::<i32>())?,
+            DataType::LargeList(_) => expand(array.as_list::<i64>())?,
             other => return exec_err!("_pg_expandarray expects an array, not {other}"),
         };
         if scalar {
@@ -82,7 +82,7 @@ impl ScalarUDFImpl for ExpandArray {
 }
 
 /// Each list `[a, b]` as `[{x: a, n: 1}, {x: b, n: 2}]`.
-fn expand<O: OffsetSizeTrait>(list: &GenericListArray<O>) -> ArrayRef {
+fn expand<O: OffsetSizeTrait>(list: &GenericListArray<O>) -> Result<ArrayRef> {
     let values = list.values();
     let mut positions = Int32Builder::with_capacity(values.len());
     let offsets = list.value_offsets();
@@ -98,16 +98,15 @@ fn expand<O: OffsetSizeTrait>(list: &GenericListArray<O>) -> ArrayRef {
         lengths.push(n);
     }
     let indices = datafusion::arrow::array::UInt32Array::from(taken);
-    let xs = datafusion::arrow::compute::take(values.as_ref(), &indices, None)
-        .unwrap_or_else(|_| values.slice(0, 0));
+    let xs = datafusion::arrow::compute::take(values.as_ref(), &indices, None)?;
     let fields = record_fields(values.data_type());
     let records = StructArray::new(fields.clone(), vec![xs, Arc::new(positions.finish())], None);
-    Arc::new(GenericListArray::<i32>::new(
+    Ok(Arc::new(GenericListArray::<i32>::new(
         Arc::new(Field::new_list_field(DataType::Struct(fields), true)),
         OffsetBuffer::from_lengths(lengths),
         Arc::new(records),
         list.nulls().cloned(),
-    ))
+    )))
 }
 
 /// The `__lh_pg_expandarray` function.
@@ -130,7 +129,7 @@ mod tests {
             None,
             Some(vec![Some(7)]),
         ]);
-        let out = expand(&list);
+        let out = expand(&list).unwrap();
         let out = out.as_list::<i32>();
         assert_eq!(out.value_length(0), 2);
         assert!(out.is_null(1));

@@ -421,14 +421,8 @@ fn validate(
     let mut quote = None;
     let mut escape = None;
     let mut force_quote = None;
-    fn set(slot: &mut Option<String>, value: String) -> Result<(), QueryError> {
-        if slot.is_some() {
-            return Err(redundant());
-        }
-        *slot = Some(value);
-        Ok(())
-    }
-    fn set_format(slot: &mut Option<CopyFormat>, value: CopyFormat) -> Result<(), QueryError> {
+    /// Each option once, as PostgreSQL requires.
+    fn set<T>(slot: &mut Option<T>, value: T) -> Result<(), QueryError> {
         if slot.is_some() {
             return Err(redundant());
         }
@@ -458,20 +452,15 @@ fn validate(
                         ));
                     }
                 };
-                set_format(&mut format, value)?;
+                set(&mut format, value)?;
             }
             CopyOption::Freeze(_) => return Err(from_only("FREEZE")),
-            CopyOption::Delimiter(c) => set(&mut delimiter, c.to_string())?,
+            CopyOption::Delimiter(c) => set(&mut delimiter, c)?,
             CopyOption::Null(s) => set(&mut null, s)?,
-            CopyOption::Header(on) => set(&mut header, on.to_string())?,
-            CopyOption::Quote(c) => set(&mut quote, c.to_string())?,
-            CopyOption::Escape(c) => set(&mut escape, c.to_string())?,
-            CopyOption::ForceQuote(columns) => {
-                if force_quote.is_some() {
-                    return Err(redundant());
-                }
-                force_quote = Some(columns_of(columns));
-            }
+            CopyOption::Header(on) => set(&mut header, on)?,
+            CopyOption::Quote(c) => set(&mut quote, c)?,
+            CopyOption::Escape(c) => set(&mut escape, c)?,
+            CopyOption::ForceQuote(columns) => set(&mut force_quote, columns_of(columns))?,
             CopyOption::ForceNotNull(_) => return Err(from_only("FORCE_NOT_NULL")),
             CopyOption::ForceNull(_) => return Err(from_only("FORCE_NULL")),
             CopyOption::Encoding(name) => {
@@ -486,24 +475,21 @@ fn validate(
     }
     for option in legacy {
         match option {
-            CopyLegacyOption::Binary => set_format(&mut format, CopyFormat::Binary)?,
-            CopyLegacyOption::Delimiter(c) => set(&mut delimiter, c.to_string())?,
+            CopyLegacyOption::Binary => set(&mut format, CopyFormat::Binary)?,
+            CopyLegacyOption::Delimiter(c) => set(&mut delimiter, c)?,
             CopyLegacyOption::Null(s) => set(&mut null, s)?,
             CopyLegacyOption::Csv(csv) => {
                 if format != Some(CopyFormat::Csv) {
                     // `CSV`, and options that only make sense with it, mean CSV.
-                    set_format(&mut format, CopyFormat::Csv)?;
+                    set(&mut format, CopyFormat::Csv)?;
                 }
                 for option in csv {
                     match option {
-                        CopyLegacyCsvOption::Header => set(&mut header, "true".to_string())?,
-                        CopyLegacyCsvOption::Quote(c) => set(&mut quote, c.to_string())?,
-                        CopyLegacyCsvOption::Escape(c) => set(&mut escape, c.to_string())?,
+                        CopyLegacyCsvOption::Header => set(&mut header, true)?,
+                        CopyLegacyCsvOption::Quote(c) => set(&mut quote, c)?,
+                        CopyLegacyCsvOption::Escape(c) => set(&mut escape, c)?,
                         CopyLegacyCsvOption::ForceQuote(columns) => {
-                            if force_quote.is_some() {
-                                return Err(redundant());
-                            }
-                            force_quote = Some(columns_of(columns));
+                            set(&mut force_quote, columns_of(columns))?
                         }
                         CopyLegacyCsvOption::ForceNotNull(_) => {
                             return Err(from_only("FORCE_NOT_NULL"));
@@ -546,7 +532,8 @@ fn validate(
             }
         }
     }
-    let byte = |s: Option<String>, default: u8| s.map(|s| s.as_bytes()[0]).unwrap_or(default);
+    // The parser admits one-byte (ASCII) characters only.
+    let byte = |c: Option<char>, default: u8| c.map(|c| c as u8).unwrap_or(default);
     let delimiter = byte(delimiter, if csv { b',' } else { b'\t' });
     let quote = byte(quote, b'"');
     let escape = byte(escape, quote);
@@ -600,7 +587,7 @@ fn validate(
         format,
         delimiter,
         null,
-        header: header.as_deref() == Some("true"),
+        header: header.unwrap_or(false),
         quote,
         escape,
         force_quote: force_quote.unwrap_or(ForceQuote::None),

@@ -177,53 +177,17 @@ fn udf(
     })
 }
 
-/// PostgreSQL's `json` output of a value: numbers and booleans bare, everything else a string.
+/// PostgreSQL's `json` output of a value (`pg::codec`'s JSON of a value; a `numeric` bare, as
+/// PostgreSQL's `to_json` writes it).
 fn json_value(value: &ScalarValue, out: &mut String) {
-    use std::fmt::Write as _;
-    if value.is_null() {
-        out.push_str("null");
-        return;
-    }
     match value {
-        ScalarValue::Boolean(Some(b)) => out.push_str(if *b { "true" } else { "false" }),
-        ScalarValue::Int8(_)
-        | ScalarValue::Int16(_)
-        | ScalarValue::Int32(_)
-        | ScalarValue::Int64(_)
-        | ScalarValue::UInt8(_)
-        | ScalarValue::UInt16(_)
-        | ScalarValue::UInt32(_)
-        | ScalarValue::UInt64(_)
-        | ScalarValue::Decimal128(..) => {
-            let _ = write!(out, "{value}");
-        }
-        ScalarValue::Float32(Some(f)) if f.is_finite() => {
-            let _ = write!(out, "{f}");
-        }
-        ScalarValue::Float64(Some(f)) if f.is_finite() => {
-            let _ = write!(out, "{f}");
-        }
-        other => json_string(&text(other).unwrap_or_default(), out),
+        ScalarValue::Decimal128(Some(_), ..) => out.push_str(&value.to_string()),
+        other => out.push_str(&crate::pg::codec::encode::scalar_json(other).to_string()),
     }
 }
 
 fn json_string(s: &str, out: &mut String) {
-    use std::fmt::Write as _;
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    out.push_str(&serde_json::Value::String(s.to_string()).to_string());
 }
 
 /// `json_build_object(k1, v1, ...)` as PostgreSQL prints it (`{"a" : 1, "b" : "x"}`).

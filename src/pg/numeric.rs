@@ -61,24 +61,24 @@ fn rewrite_aggregate(aggregate: Aggregate) -> Result<Transformed<LogicalPlan>> {
             Expr::Alias(Alias { expr, name, .. }) => (expr.as_ref(), name.clone()),
             other => (other, other.schema_name().to_string()),
         };
-        let target = match inner {
+        // `avg(decimal)`, not DISTINCT: the function, its parameters and the two scales.
+        let rewrite = match inner {
             Expr::AggregateFunction(AggregateFunction { func, params })
                 if func.name() == "avg" && !params.distinct && params.args.len() == 1 =>
             {
                 match params.args[0].get_type(&input_schema) {
-                    Ok(DataType::Decimal128(_, scale)) => scales(scale),
+                    Ok(DataType::Decimal128(_, scale)) => {
+                        scales(scale).map(|scales| (func, params, scales))
+                    }
                     _ => None,
                 }
             }
             _ => None,
         };
-        let Some((averaged, target)) = target else {
+        let Some((func, params, (averaged, target))) = rewrite else {
             aggr_expr.push(expr.clone());
             shown.push(None);
             continue;
-        };
-        let Expr::AggregateFunction(AggregateFunction { func, params }) = inner else {
-            unreachable!("matched above");
         };
         let mut params = params.clone();
         params.args[0] = cast(

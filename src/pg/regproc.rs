@@ -25,13 +25,10 @@ pub fn name(oid: u32) -> std::borrow::Cow<'static, str> {
     if oid == 0 {
         return "-".into();
     }
+    // PROCS is ordered by OID (generated so, as PostgreSQL lists them).
     match builtin::PROCS.binary_search_by_key(&oid, |p| p.oid) {
         Ok(idx) => builtin::PROCS[idx].name.into(),
-        Err(_) => builtin::PROCS
-            .iter()
-            .find(|p| p.oid == oid)
-            .map(|p| p.name.into())
-            .unwrap_or_else(|| oid.to_string().into()),
+        Err(_) => oid.to_string().into(),
     }
 }
 

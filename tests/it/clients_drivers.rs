@@ -11,19 +11,9 @@ fn clients_dir() -> PathBuf {
 }
 
 /// Runs a client program off the runtime; returns its stdout lines split at tabs.
-async fn run(mut cmd: Command, what: &str, install: &str) -> Vec<Vec<String>> {
-    let description = format!("{cmd:?}");
-    let output = tokio::task::spawn_blocking(move || cmd.output())
+async fn run(cmd: Command, what: &str, install: &str) -> Vec<Vec<String>> {
+    crate::support::client_output(cmd, what, install)
         .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("cannot run {what} ({e}): install {install}"));
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    assert!(
-        output.status.success(),
-        "{description} failed (needs {install}):\n{stderr}\n{stdout}"
-    );
-    stdout
         .lines()
         .map(|l| l.split('\t').map(str::to_string).collect())
         .collect()

@@ -21,16 +21,12 @@ async fn node(server: &TestServer, user: &str) -> BTreeMap<String, Vec<String>> 
         .arg(server.addr.port().to_string())
         .arg(user)
         .arg(PASSWORD);
-    let output = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
-        output.status.success(),
-        "node-postgres as {user} failed (.ci/run installs pg and pg-cursor):\n{}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = crate::support::client_output(
+        cmd,
+        &format!("node-postgres as {user}"),
+        "node, pg and pg-cursor (.ci/run installs them)",
+    )
+    .await;
     stdout
         .lines()
         .filter_map(|l| {

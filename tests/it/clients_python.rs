@@ -20,16 +20,12 @@ async fn client(server: &TestServer, name: &str, user: &str) -> BTreeMap<String,
         .arg(server.addr.port().to_string())
         .arg(user)
         .arg(PASSWORD);
-    let output = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    assert!(
-        output.status.success(),
-        "{name} as {user} failed (.ci/run installs the Python clients):\n{stderr}\n{stdout}"
-    );
+    let stdout = crate::support::client_output(
+        cmd,
+        &format!("{name} as {user}"),
+        "the Python clients (.ci/run installs them)",
+    )
+    .await;
     let mut facts = BTreeMap::new();
     for line in stdout.lines() {
         let mut fields = line.split('\t').map(str::to_string);

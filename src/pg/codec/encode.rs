@@ -519,7 +519,9 @@ fn json_text(array: &dyn Array, row: usize, out: &mut String) -> Result<(), Stri
     Ok(())
 }
 
-fn scalar_json(value: &datafusion::common::ScalarValue) -> serde_json::Value {
+/// A value as JSON: numbers and booleans bare, lists as arrays, structs as objects, anything
+/// else as its PostgreSQL text in a string.
+pub fn scalar_json(value: &datafusion::common::ScalarValue) -> serde_json::Value {
     use datafusion::common::ScalarValue as S;
     use serde_json::Value as J;
     if value.is_null() {

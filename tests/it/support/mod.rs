@@ -366,3 +366,20 @@ pub async fn sqlstate(client: &tokio_postgres::Client, sql: &str) -> String {
             .unwrap_or_else(|| panic!("{sql}: not a database error: {err}")),
     }
 }
+
+/// Runs a client program off the runtime that serves it; its stdout, failing the test (with
+/// what to install) when the program fails.
+pub async fn client_output(mut cmd: std::process::Command, what: &str, install: &str) -> String {
+    let description = format!("{cmd:?}");
+    let output = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("cannot run {what} ({e}): install {install}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(
+        output.status.success(),
+        "{description} failed (needs {install}):\n{stderr}\n{stdout}"
+    );
+    stdout
+}
