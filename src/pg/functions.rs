@@ -177,11 +177,14 @@ fn udf(
     })
 }
 
-/// PostgreSQL's `json` output of a value (`pg::codec`'s JSON of a value; a `numeric` bare, as
-/// PostgreSQL's `to_json` writes it).
+/// PostgreSQL's `json` output of a value (`pg::codec`'s JSON of a value; numbers as PostgreSQL's
+/// `to_json` writes them).
 fn json_value(value: &ScalarValue, out: &mut String) {
     match value {
         ScalarValue::Decimal128(Some(_), ..) => out.push_str(&value.to_string()),
+        // PostgreSQL's float8 text (`1`, not JSON's `1.0`).
+        ScalarValue::Float32(Some(f)) if f.is_finite() => out.push_str(&f.to_string()),
+        ScalarValue::Float64(Some(f)) if f.is_finite() => out.push_str(&f.to_string()),
         other => out.push_str(&crate::pg::codec::encode::scalar_json(other).to_string()),
     }
 }
