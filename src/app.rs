@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::audit::AuditLog;
 use crate::catalog::registry::Registry;
+use crate::catalog::session::SystemContext;
 use crate::catalog::spec::CatalogDef;
-use crate::catalog::system::SystemContext;
 use crate::config::{Config, TlsMode};
 use crate::policy::PolicyStore;
 use crate::server::{Server, ServerSettings, tls};
@@ -81,7 +81,14 @@ impl App {
                 .with_context(|| format!("cannot open the audit file {}", path.display()))?,
             None => AuditLog::in_memory(config.audit.memory_records),
         };
-        let system = Arc::new(SystemContext::new(Arc::new(audit)));
+        // The catalog serves our `sys` and the PostgreSQL catalogs the wire's clients read.
+        let mut schemas = crate::pg::catalog::schemas().to_vec();
+        schemas.push(&crate::catalog::system::sys::SCHEMA);
+        let system = Arc::new(SystemContext::new(
+            Arc::new(audit),
+            crate::pg::types::SERVER_VERSION,
+            schemas,
+        ));
         let limits = Limits {
             statement_timeout: config.server.statement_timeout,
             query_memory_limit: config.server.query_memory_limit,

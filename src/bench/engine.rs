@@ -209,20 +209,7 @@ impl Target {
     /// The result of `sql` as PostgreSQL text values, to compare answers across engines.
     pub async fn answer(&mut self, sql: &str) -> anyhow::Result<Vec<Vec<Option<String>>>> {
         match self {
-            Target::Wire { client, .. } => {
-                let messages = client.simple_query(sql).await?;
-                Ok(messages
-                    .into_iter()
-                    .filter_map(|m| match m {
-                        tokio_postgres::SimpleQueryMessage::Row(row) => Some(
-                            (0..row.len())
-                                .map(|i| row.get(i).map(str::to_string))
-                                .collect(),
-                        ),
-                        _ => None,
-                    })
-                    .collect())
-            }
+            Target::Wire { client, .. } => Ok(text_rows(client.simple_query(sql).await?)),
             Target::Floor(ctx) => {
                 let batches = ctx.sql(sql).await?.collect().await?;
                 let options = FormatOptions::default();
@@ -459,6 +446,21 @@ pub fn same_answers(
         }
     }
     Ok(())
+}
+
+/// The rows of a simple-protocol answer as text (`None` for NULL).
+pub fn text_rows(messages: Vec<tokio_postgres::SimpleQueryMessage>) -> Vec<Vec<Option<String>>> {
+    messages
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_string))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -230,14 +230,8 @@ async fn logins_per_second(
             idle.push(tokio::net::TcpStream::connect(address).await?);
         }
     }
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host("127.0.0.1")
-        .port(address.port())
-        .user(user)
-        .password(password)
-        .dbname("IKHOSPITAL_DW")
-        .connect_timeout(Duration::from_secs(10));
+    let mut config = super::client_config(address, user, password);
+    config.connect_timeout(Duration::from_secs(10));
     let started = Instant::now();
     let mut n = 0u64;
     while started.elapsed() < seconds || n == 0 {

@@ -315,6 +315,23 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<Report> {
     Ok(report)
 }
 
+/// A client of a server on this machine at `addr` (plaintext over loopback; SCRAM still
+/// applies): the bench's, the integration tests' and the fuzz targets' connections.
+pub fn client_config(
+    addr: std::net::SocketAddr,
+    user: &str,
+    password: &str,
+) -> tokio_postgres::Config {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(addr.port())
+        .user(user)
+        .password(password)
+        .dbname(crate::config::DATABASE_NAME);
+    config
+}
+
 /// Writes `report.json` and `report.md` into `out`; returns their paths.
 pub fn write_report(report: &Report, out: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;

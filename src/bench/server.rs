@@ -106,14 +106,7 @@ impl ChildServer {
 
     /// A client configuration for `PBI_Reader` (plaintext: loopback, SCRAM still applies).
     pub fn client_config(&self) -> tokio_postgres::Config {
-        let mut config = tokio_postgres::Config::new();
-        config
-            .host("127.0.0.1")
-            .port(self.addr.port())
-            .user(USER)
-            .password(PASSWORD)
-            .dbname("IKHOSPITAL_DW");
-        config
+        super::client_config(self.addr, USER, PASSWORD)
     }
 
     /// Peak resident memory of the server so far (VmHWM), in bytes.

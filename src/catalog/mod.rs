@@ -4,8 +4,10 @@
 //! - [`spec`]: `catalog/*.yaml` (credentials, data sources, external tables, discovery).
 //! - [`registry`]: the live table set, refreshed in the background, published as immutable
 //!   snapshots.
-//! - [`session`]: the per-connection DataFusion catalog tree, filtered by the user's privileges.
-//! - [`system`]: `pg_catalog`, `information_schema` and `sys`, generated from the above.
+//! - [`session`]: the per-connection DataFusion catalog tree, filtered by the user's privileges,
+//!   with the generated schemas it is given (`sys`, and `pg::catalog`'s).
+//! - [`system`]: `sys`, the row builder of generated tables, and the rule that drops scans of
+//!   relations empty by construction.
 //!
 //! Knows nothing about the wire protocol and never writes to the lake.
 

@@ -10,18 +10,20 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, SchemaProvider, Session, TableProvider,
 };
 use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::TableType;
+use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use parking_lot::RwLock;
 
 use super::registry::{CatalogState, Registry, TableEntry, TableStatus};
-use super::system;
+use crate::audit::AuditLog;
 use crate::policy::{PolicySnapshot, PolicyStore, Principal, TableAccess};
 
 /// Lowercase name under which DataFusion sees the database.
@@ -72,11 +74,8 @@ impl Pinned {
         }
     }
 
-    /// Whether the principal can see a schema.
+    /// Whether the principal can see a schema of lake tables.
     pub fn schema_visible(&self, schema: &str) -> bool {
-        if schema == crate::policy::SYSTEM_SCHEMA {
-            return self.sys_visible();
-        }
         self.catalog.schemas.contains(schema)
             && (self.policy.policy.schema_granted(&self.principal, schema)
                 || self
@@ -85,19 +84,30 @@ impl Pinned {
                     .any(|entry| self.table_visible(entry)))
     }
 
-    /// Whether the system schema `sys` (audit) is visible.
-    pub fn sys_visible(&self) -> bool {
-        system::SYS_TABLES.iter().any(|(name, columns)| {
-            self.policy
-                .policy
-                .table_access(
-                    &self.principal,
-                    crate::policy::SYSTEM_SCHEMA,
-                    name,
-                    &columns.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
-                )
-                .visible()
-        })
+    /// Whether the principal can see a generated table: always, unless its schema is governed
+    /// (`sys`), where the policy must grant it.
+    pub fn generated_table_visible(&self, schema: &GeneratedSchema, def: &SystemTableDef) -> bool {
+        if !schema.governed {
+            return true;
+        }
+        let columns: Vec<String> = (def.schema)()
+            .fields()
+            .iter()
+            .map(|field| field.name().clone())
+            .collect();
+        self.policy
+            .policy
+            .table_access(&self.principal, schema.name, def.name, &columns)
+            .visible()
+    }
+
+    /// Whether the principal can see a generated schema (a governed one needs a visible table).
+    pub fn generated_visible(&self, schema: &GeneratedSchema) -> bool {
+        !schema.governed
+            || schema
+                .tables
+                .iter()
+                .any(|def| self.generated_table_visible(schema, def))
     }
 }
 
@@ -128,7 +138,7 @@ pub struct SessionCatalog {
     pinned: RwLock<Arc<Pinned>>,
     settings: RwLock<CatalogSettings>,
     /// Shared system state (audit log, server facts) for the system tables.
-    system: Arc<system::SystemContext>,
+    system: Arc<SystemContext>,
 }
 
 /// The user of a session is no longer allowed to log in (removed, disabled or expired).
@@ -142,7 +152,7 @@ impl SessionCatalog {
         registry: Arc<Registry>,
         policies: Arc<PolicyStore>,
         user: &str,
-        system: Arc<system::SystemContext>,
+        system: Arc<SystemContext>,
     ) -> std::result::Result<Arc<SessionCatalog>, LoginRevoked> {
         let pinned = pin(&registry, &policies, user)?;
         Ok(Arc::new(SessionCatalog {
@@ -178,8 +188,25 @@ impl SessionCatalog {
     }
 
     /// Shared system state.
-    pub fn system(&self) -> &Arc<system::SystemContext> {
+    pub fn system(&self) -> &Arc<SystemContext> {
         &self.system
+    }
+
+    /// Whether this user can see the schema called `name` (lake or generated).
+    pub fn schema_visible(&self, name: &str) -> bool {
+        let pinned = self.pinned();
+        match self.system.schema(name) {
+            Some(generated) => pinned.generated_visible(generated),
+            None => pinned.schema_visible(name),
+        }
+    }
+
+    /// The generated schemas this user can see, in order.
+    pub fn visible_generated(&self) -> Vec<&'static GeneratedSchema> {
+        let pinned = self.pinned();
+        (self.system.schemas.iter().copied())
+            .filter(|schema| pinned.generated_visible(schema))
+            .collect()
     }
 
     /// Current settings.
@@ -199,7 +226,6 @@ impl SessionCatalog {
 
     /// Schemas of `search_path` that exist and are visible, in order (`current_schemas(false)`).
     pub fn effective_search_path(&self) -> Vec<String> {
-        let pinned = self.pinned();
         let user = self.user.to_lowercase();
         self.settings
             .read()
@@ -212,7 +238,7 @@ impl SessionCatalog {
                     s.clone()
                 }
             })
-            .filter(|s| pinned.schema_visible(s))
+            .filter(|s| self.schema_visible(s))
             .collect()
     }
 
@@ -300,11 +326,23 @@ pub struct TableUnavailable {
     pub reason: String,
 }
 
-/// The catalog tree DataFusion plans against for one session.
+/// A catalog tree holding one catalog, the database, under [`CATALOG_NAME`]; read-only.
 #[derive(Debug, Clone)]
-pub struct SessionCatalogList(pub Arc<SessionCatalog>);
+pub struct DatabaseList(Arc<dyn CatalogProvider>);
 
-impl CatalogProviderList for SessionCatalogList {
+impl DatabaseList {
+    /// The catalog tree DataFusion plans a session's statements against.
+    pub fn session(session: Arc<SessionCatalog>) -> DatabaseList {
+        DatabaseList(Arc::new(DatabaseCatalog(session)))
+    }
+
+    /// A tree around another view of the database (the policy's unrestricted one).
+    pub fn of(database: Arc<dyn CatalogProvider>) -> DatabaseList {
+        DatabaseList(database)
+    }
+}
+
+impl CatalogProviderList for DatabaseList {
     fn register_catalog(
         &self,
         _name: String,
@@ -320,7 +358,7 @@ impl CatalogProviderList for SessionCatalogList {
 
     fn catalog(&self, name: &str) -> Option<Arc<dyn CatalogProvider>> {
         name.eq_ignore_ascii_case(CATALOG_NAME)
-            .then(|| Arc::new(DatabaseCatalog(self.0.clone())) as Arc<dyn CatalogProvider>)
+            .then(|| self.0.clone())
     }
 }
 
@@ -338,23 +376,17 @@ impl CatalogProvider for DatabaseCatalog {
             .filter(|s| pinned.schema_visible(s))
             .cloned()
             .collect();
-        if pinned.sys_visible() {
-            names.push(crate::policy::SYSTEM_SCHEMA.to_string());
-        }
-        names.push("information_schema".to_string());
-        names.push("pg_catalog".to_string());
+        names.extend((self.0.visible_generated().iter()).map(|schema| schema.name.to_string()));
         names.sort();
         names
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         let session = self.0.clone();
+        if let Some(generated) = session.system.schema(name) {
+            return Some(Arc::new(SystemSchema::new(generated, session)));
+        }
         match name {
-            "pg_catalog" => Some(Arc::new(system::SystemSchema::pg_catalog(session))),
-            "information_schema" => {
-                Some(Arc::new(system::SystemSchema::information_schema(session)))
-            }
-            crate::policy::SYSTEM_SCHEMA => Some(Arc::new(system::SystemSchema::sys(session))),
             SEARCH_PATH_SCHEMA => Some(Arc::new(SearchPathSchema(session))),
             other => {
                 let pinned = session.pinned();
@@ -428,16 +460,17 @@ impl SchemaProvider for SearchPathSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        let pg_catalog = system::SystemSchema::pg_catalog(self.0.clone());
-        if let Some(table) = pg_catalog.table(name).await? {
-            return Ok(Some(table));
+        let system = &self.0.system;
+        for generated in system.schemas.iter().filter(|schema| schema.searched_first) {
+            let schema = SystemSchema::new(generated, self.0.clone());
+            if let Some(table) = schema.table(name).await? {
+                return Ok(Some(table));
+            }
         }
         for schema in self.0.effective_search_path() {
-            if schema == crate::policy::SYSTEM_SCHEMA {
-                if let Some(table) = system::SystemSchema::sys(self.0.clone())
-                    .table(name)
-                    .await?
-                {
+            if let Some(generated) = system.schema(&schema) {
+                let schema = SystemSchema::new(generated, self.0.clone());
+                if let Some(table) = schema.table(name).await? {
                     return Ok(Some(table));
                 }
                 continue;
@@ -523,5 +556,201 @@ impl TableProvider for GovernedTable {
         Err(DataFusionError::Plan(
             "cannot write: the server is read-only".to_string(),
         ))
+    }
+}
+
+/// Process-wide facts the generated tables show, and the generated schemas every session
+/// serves besides the lake's: our `sys`, and what a front end emulates (`pg_catalog` and
+/// `information_schema` for the PostgreSQL wire). Given by whoever assembles the server, so the
+/// catalog depends on neither.
+#[derive(Debug)]
+pub struct SystemContext {
+    /// The audit log kept in memory.
+    pub audit: Arc<AuditLog>,
+    /// `server_version` reported to clients.
+    pub server_version: String,
+    /// When the server started (Unix microseconds).
+    pub started_at: i64,
+    /// The generated schemas, in the order they are listed.
+    pub schemas: Vec<&'static GeneratedSchema>,
+}
+
+impl SystemContext {
+    /// A context with an empty audit log, serving `schemas`.
+    pub fn new(
+        audit: Arc<AuditLog>,
+        server_version: &str,
+        schemas: Vec<&'static GeneratedSchema>,
+    ) -> SystemContext {
+        SystemContext {
+            audit,
+            server_version: server_version.to_string(),
+            started_at: chrono::Utc::now().timestamp_micros(),
+            schemas,
+        }
+    }
+
+    /// The generated schema called `name`.
+    pub fn schema(&self, name: &str) -> Option<&'static GeneratedSchema> {
+        self.schemas
+            .iter()
+            .copied()
+            .find(|schema| schema.name == name)
+    }
+}
+
+/// A schema of generated tables.
+pub struct GeneratedSchema {
+    /// Schema name.
+    pub name: &'static str,
+    /// Its tables.
+    pub tables: &'static [SystemTableDef],
+    /// Tables with no rows by construction (see [`EmptySystemRelations`]).
+    pub empty: &'static [&'static str],
+    /// Whether unqualified names resolve here before `search_path` (PostgreSQL's `pg_catalog`).
+    pub searched_first: bool,
+    /// Whether a table is visible only when the policy grants it (`sys`); otherwise every
+    /// session sees every table, whose rows are filtered by what the session may see.
+    pub governed: bool,
+}
+
+impl std::fmt::Debug for GeneratedSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GeneratedSchema({})", self.name)
+    }
+}
+
+/// A generated table: its schema and the function that builds its rows for a session.
+pub struct SystemTableDef {
+    /// Table name.
+    pub name: &'static str,
+    /// Arrow schema (with `pg_type` field metadata where PostgreSQL's type is not Arrow's).
+    pub schema: fn() -> SchemaRef,
+    /// Builds the rows.
+    pub rows: fn(&SessionCatalog) -> Result<RecordBatch>,
+}
+
+/// A generated schema of one session.
+#[derive(Debug)]
+pub struct SystemSchema {
+    defs: &'static GeneratedSchema,
+    session: Arc<SessionCatalog>,
+}
+
+impl SystemSchema {
+    /// `defs` for a session.
+    pub fn new(defs: &'static GeneratedSchema, session: Arc<SessionCatalog>) -> SystemSchema {
+        SystemSchema { defs, session }
+    }
+
+    fn defs(&self) -> &'static [SystemTableDef] {
+        self.defs.tables
+    }
+
+    fn visible(&self, name: &str) -> bool {
+        let pinned = self.session.pinned();
+        self.defs
+            .tables
+            .iter()
+            .any(|def| def.name == name && pinned.generated_table_visible(self.defs, def))
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for SystemSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.defs()
+            .iter()
+            .filter(|def| self.visible(def.name))
+            .map(|def| def.name.to_string())
+            .collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        Ok(self
+            .defs()
+            .iter()
+            .find(|def| def.name == name && self.visible(def.name))
+            .map(|def| {
+                Arc::new(SystemTable {
+                    defs: self.defs,
+                    name: def.name,
+                    schema: (def.schema)(),
+                    rows: def.rows,
+                    session: self.session.clone(),
+                }) as Arc<dyn TableProvider>
+            }))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.defs()
+            .iter()
+            .any(|def| def.name == name && self.visible(def.name))
+    }
+}
+
+/// A system table bound to a session; rows are built when the scan is planned.
+pub struct SystemTable {
+    /// The schema it belongs to.
+    defs: &'static GeneratedSchema,
+    /// Its name.
+    pub name: &'static str,
+    schema: SchemaRef,
+    rows: fn(&SessionCatalog) -> Result<RecordBatch>,
+    session: Arc<SessionCatalog>,
+}
+
+impl std::fmt::Debug for SystemTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SystemTable({}.{})", self.defs.name, self.name)
+    }
+}
+
+impl SystemTable {
+    /// Finds the system table behind a provider, if it is one.
+    pub fn from_provider(provider: &dyn TableProvider) -> Option<&SystemTable> {
+        let any: &dyn Any = provider;
+        any.downcast_ref::<SystemTable>()
+    }
+}
+
+impl SystemTable {
+    /// Whether this relation has no rows by construction: it describes things this server
+    /// does not have (constraints, indexes, triggers, rules, policies, publications).
+    pub fn empty_by_construction(&self) -> bool {
+        self.defs.empty.contains(&self.name)
+    }
+}
+
+#[async_trait]
+impl TableProvider for SystemTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let batch = (self.rows)(&self.session)?;
+        if batch.schema().fields() != self.schema.fields() {
+            return Err(DataFusionError::Internal(format!(
+                "system table {} built rows of the wrong shape",
+                self.name
+            )));
+        }
+        let exec = MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?;
+        Ok(exec)
     }
 }

@@ -18,10 +18,10 @@ use datafusion::logical_expr::{
 
 use crate::catalog::registry::TableStatus;
 use crate::catalog::session::SessionCatalog;
-use crate::catalog::system::pg_catalog::{
+use crate::pg::catalog::pg_catalog::{
     database_oid, namespace_oid, relations, role_oid, system_relation_oid,
 };
-use crate::catalog::system::{OWNER_NAME, OWNER_OID};
+use crate::pg::catalog::{OWNER_NAME, OWNER_OID};
 use crate::pg::types as pgtype;
 use crate::sql::error::{QueryError, code};
 
@@ -249,7 +249,7 @@ fn like_escape(args: &[ScalarValue]) -> Result<ScalarValue> {
     match super::syntax::backslash_pattern(&pattern, &escape) {
         Some(respelled) => Ok(utf8(Some(respelled))),
         None => Err(query_error(
-            QueryError::new("22025", "invalid escape string")
+            QueryError::new(code::INVALID_ESCAPE_SEQUENCE, "invalid escape string")
                 .with_hint("Escape string must be empty or one character."),
         )),
     }
@@ -959,21 +959,20 @@ fn register_privilege_functions(
                 if !wants_select(&text(&args[1]).unwrap_or_default()) {
                     return Ok(ScalarValue::Boolean(Some(false)));
                 }
-                let pinned = session.pinned();
                 let schema = match &args[0] {
                     ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
                         Some(s.to_lowercase())
                     }
                     other => int(other).and_then(|oid| {
-                        crate::catalog::system::pg_catalog::namespaces(&session)
+                        crate::pg::catalog::pg_catalog::namespaces(&session)
                             .into_iter()
                             .find(|(o, _)| i64::from(*o) == oid)
                             .map(|(_, name)| name)
                     }),
                 };
-                Ok(ScalarValue::Boolean(schema.map(|s| {
-                    s == "pg_catalog" || s == "information_schema" || pinned.schema_visible(&s)
-                })))
+                Ok(ScalarValue::Boolean(
+                    schema.map(|s| session.schema_visible(&s)),
+                ))
             },
         ))?;
     }
@@ -1113,7 +1112,7 @@ fn register_reg_casts(
             move |args| match &args[0] {
                 ScalarValue::Utf8(Some(n)) | ScalarValue::Utf8View(Some(n)) => {
                     let name = split_qualified(n).pop().unwrap_or_default();
-                    let found = crate::catalog::system::pg_catalog::namespaces(&session)
+                    let found = crate::pg::catalog::pg_catalog::namespaces(&session)
                         .into_iter()
                         .find(|(_, s)| *s == name)
                         .map(|(oid, _)| oid);

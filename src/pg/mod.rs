@@ -1,6 +1,7 @@
 //! PostgreSQL emulation: what makes the lake look like a PostgreSQL database to its clients.
 //!
 //! - [`arrays`]: array set-returning functions of catalog queries (`_pg_expandarray`).
+//! - [`catalog`]: `pg_catalog` and `information_schema`, generated from the session's view.
 //! - [`codec`]: text and binary value codecs (results, parameters, COPY, the ingest's reads).
 //! - [`copy`]: `COPY ... TO STDOUT`, its options and its text, CSV and binary formats.
 //! - [`functions`]: PostgreSQL's catalog and session functions.
@@ -11,6 +12,7 @@
 //! - [`syntax`]: PostgreSQL syntax DataFusion does not speak, translated on the syntax tree.
 
 pub mod arrays;
+pub mod catalog;
 pub mod codec;
 pub mod copy;
 pub mod functions;

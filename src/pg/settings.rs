@@ -497,7 +497,10 @@ fn date_style(value: &str) -> Option<String> {
 }
 
 fn read_only(name: &str) -> QueryError {
-    QueryError::new("55P02", format!("parameter \"{name}\" cannot be changed"))
+    QueryError::new(
+        code::CANT_CHANGE_RUNTIME_PARAM,
+        format!("parameter \"{name}\" cannot be changed"),
+    )
 }
 
 /// Parses `5000`, `5s`, `250ms`, `2min`, `1h` into milliseconds (PostgreSQL's units).

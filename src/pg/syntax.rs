@@ -3,7 +3,7 @@
 //! Every rule here is structural (an operator, a cast target, a literal kind, a qualified
 //! function name); none looks at the text of a query or recognises a particular client's
 //! statement. Clients' catalog queries then run against the real catalogs in
-//! `catalog::system`.
+//! `pg::catalog`.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;

@@ -30,9 +30,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::catalog::{
-    CatalogProvider, CatalogProviderList, SchemaProvider, Session, TableProvider,
-};
+use datafusion::catalog::{CatalogProvider, SchemaProvider, Session, TableProvider};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchemaRef, DataFusionError, Result, Statistics};
 use datafusion::datasource::TableType;
@@ -53,8 +51,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 
 use super::error::{QueryError, code};
 use crate::catalog::registry::{CatalogState, TableEntry, TableStatus};
-use crate::catalog::session::{CATALOG_NAME, GovernedTable, Pinned};
-use crate::catalog::system::SystemTable;
+use crate::catalog::session::{CATALOG_NAME, DatabaseList, GovernedTable, Pinned, SystemTable};
 use crate::policy::{ColumnAccess, MaskFunction, MaskKind, TableAccess};
 
 /// What a statement read, for the audit trail.
@@ -90,6 +87,7 @@ pub async fn enforce(
     plan: LogicalPlan,
     user_state: &SessionState,
     pinned: &Arc<Pinned>,
+    query_id: u64,
 ) -> Result<(LogicalPlan, AccessReport), QueryError> {
     // 1. Find the governed tables the plan reads (scans anywhere, subqueries included), and
     //    refuse any scan of a provider we do not know.
@@ -112,7 +110,7 @@ pub async fn enforce(
         }
         Ok(TreeNodeRecursion::Continue)
     })
-    .map_err(|e| QueryError::from_datafusion(e, 0))?;
+    .map_err(|e| QueryError::from_datafusion(e, query_id))?;
     if let Some(name) = unknown {
         return Err(QueryError::privilege(format!(
             "relation \"{name}\" cannot be read through this server"
@@ -129,7 +127,7 @@ pub async fn enforce(
         let policy_state = policy_state(user_state, &pinned.catalog);
         for (key, entry) in &governed {
             let access = pinned.access(entry);
-            let template = policy_subplan(&policy_state, entry, &access).await?;
+            let template = policy_subplan(&policy_state, entry, &access, query_id).await?;
             if reads_subqueries(&template) {
                 report.mask_subqueries = true;
             }
@@ -198,11 +196,11 @@ pub async fn enforce(
             let aliased = SubqueryAlias::try_new(Arc::new(replacement), scan.table_name.clone())?;
             Ok(Transformed::yes(LogicalPlan::SubqueryAlias(aliased)))
         })
-        .map_err(|e| QueryError::from_datafusion(e, 0))?
+        .map_err(|e| QueryError::from_datafusion(e, query_id))?
         .data;
     let plan = substituted
         .transform_up_with_subqueries(|node| Ok(Transformed::yes(node.recompute_schema()?)))
-        .map_err(|e| QueryError::from_datafusion(e, 0))?
+        .map_err(|e| QueryError::from_datafusion(e, query_id))?
         .data;
 
     // 4. Belt and braces: no governed scan may remain.
@@ -216,10 +214,10 @@ pub async fn enforce(
         }
         Ok(TreeNodeRecursion::Continue)
     })
-    .map_err(|e| QueryError::from_datafusion(e, 0))?;
+    .map_err(|e| QueryError::from_datafusion(e, query_id))?;
     if leftover {
         return Err(QueryError::internal(
-            0,
+            query_id,
             &"a governed scan escaped enforcement",
         ));
     }
@@ -285,7 +283,9 @@ fn classify_source(scan: &datafusion::logical_expr::TableScan) -> Source {
 /// a catalog that resolves every table of the pinned state without visibility filtering.
 pub fn policy_state(user_state: &SessionState, catalog: &Arc<CatalogState>) -> SessionState {
     let mut state = SessionStateBuilder::new_from_existing(user_state.clone())
-        .with_catalog_list(Arc::new(PolicyCatalogList(catalog.clone())))
+        .with_catalog_list(Arc::new(DatabaseList::of(Arc::new(PolicyCatalog(
+            catalog.clone(),
+        )))))
         .build();
     state.config_mut().options_mut().catalog.default_schema = "dbo".to_string();
     state
@@ -297,6 +297,7 @@ pub async fn policy_subplan(
     policy_state: &SessionState,
     entry: &TableEntry,
     access: &TableAccess,
+    query_id: u64,
 ) -> Result<LogicalPlan, QueryError> {
     let TableStatus::Ready(ready) = &entry.status else {
         return Err(QueryError::new(
@@ -371,7 +372,7 @@ pub async fn policy_subplan(
                 "the policy of \"{}.{}\" does not plan: {}",
                 entry.schema,
                 entry.name,
-                QueryError::from_datafusion(err, 0).message
+                QueryError::from_datafusion(err, query_id).message
             ))
         })?;
     if access.row_filters.is_empty() {
@@ -379,7 +380,10 @@ pub async fn policy_subplan(
     }
     // Insert the barrier between the projection (masks) and the filter (row filters).
     let LogicalPlan::Projection(projection) = plan else {
-        return Err(QueryError::internal(0, &"policy plan is not a projection"));
+        return Err(QueryError::internal(
+            query_id,
+            &"policy plan is not a projection",
+        ));
     };
     let barrier = LogicalPlan::Extension(Extension {
         node: Arc::new(SecurityBarrier {
@@ -388,7 +392,7 @@ pub async fn policy_subplan(
     });
     let projection =
         datafusion::logical_expr::Projection::try_new(projection.expr, Arc::new(barrier))
-            .map_err(|e| QueryError::from_datafusion(e, 0))?;
+            .map_err(|e| QueryError::from_datafusion(e, query_id))?;
     Ok(LogicalPlan::Projection(projection))
 }
 
@@ -642,28 +646,6 @@ impl QueryPlanner for LakehouseQueryPlanner {
 }
 
 /// The unrestricted catalog policy subplans resolve tables in.
-#[derive(Debug)]
-struct PolicyCatalogList(Arc<CatalogState>);
-
-impl CatalogProviderList for PolicyCatalogList {
-    fn register_catalog(
-        &self,
-        _name: String,
-        _catalog: Arc<dyn CatalogProvider>,
-    ) -> Option<Arc<dyn CatalogProvider>> {
-        None
-    }
-
-    fn catalog_names(&self) -> Vec<String> {
-        vec![CATALOG_NAME.to_string()]
-    }
-
-    fn catalog(&self, name: &str) -> Option<Arc<dyn CatalogProvider>> {
-        name.eq_ignore_ascii_case(CATALOG_NAME)
-            .then(|| Arc::new(PolicyCatalog(self.0.clone())) as Arc<dyn CatalogProvider>)
-    }
-}
-
 #[derive(Debug)]
 struct PolicyCatalog(Arc<CatalogState>);
 

@@ -20,6 +20,8 @@ pub struct QueryError {
     pub hint: Option<String>,
     /// Severity: `ERROR`, or `FATAL` when the session must end.
     pub fatal: bool,
+    /// The query id an internal error was logged under (the audit record uses the same).
+    pub query_id: Option<u64>,
 }
 
 impl std::fmt::Display for QueryError {
@@ -41,6 +43,10 @@ pub mod code {
     pub const CARDINALITY_VIOLATION: &str = "21000";
     pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
     pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+    pub const INVALID_BINARY_REPRESENTATION: &str = "22P03";
+    pub const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
+    pub const INVALID_ESCAPE_SEQUENCE: &str = "22025";
+    pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
     pub const INVALID_DATETIME_FORMAT: &str = "22007";
     pub const PROTOCOL_VIOLATION: &str = "08P01";
     pub const READ_ONLY_SQL_TRANSACTION: &str = "25006";
@@ -86,6 +92,7 @@ impl QueryError {
             detail: None,
             hint: None,
             fatal: false,
+            query_id: None,
         }
     }
 
@@ -166,11 +173,13 @@ impl QueryError {
     /// XX000 with an id; details go to the log only.
     pub fn internal(query_id: u64, detail: &dyn std::fmt::Display) -> Self {
         tracing::error!(query_id, error = %detail, "internal error");
-        Self::new(
+        let mut err = Self::new(
             code::INTERNAL_ERROR,
             format!("internal error (query id {query_id})"),
         )
-        .with_hint("the server log has the details under this query id")
+        .with_hint("the server log has the details under this query id");
+        err.query_id = Some(query_id);
+        err
     }
 
     /// Maps a DataFusion error. `query_id` identifies internal errors in the log.
@@ -236,6 +245,14 @@ fn arrow_tag(err: &ArrowError) -> String {
         ArrowError::ComputeError(m) if m.contains("overflow") => format!("overflow:{m}"),
         other => format!("other:{other}"),
     }
+}
+
+/// A query id for an internal error outside any statement's (a task that died before it had one,
+/// a policy checked by `lakehouse check`): from a range statements never reach.
+pub fn detached_query_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1 << 48);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 fn classify(err: DataFusionError, query_id: u64) -> QueryError {
@@ -388,6 +405,43 @@ fn clean(message: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// ARCHITECTURE.md: a SQLSTATE is spelled once, as a `code` constant; errors elsewhere name
+    /// the constant, so the set of codes we send is this file's list.
+    #[test]
+    fn sqlstates_are_named_only_here() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push(path);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        let mut offenders = Vec::new();
+        for file in files.iter().filter(|f| !f.ends_with("sql/error.rs")) {
+            let text = std::fs::read_to_string(file).unwrap();
+            for (at, _) in text.match_indices("QueryError::new(") {
+                let rest = text[at + "QueryError::new(".len()..].trim_start();
+                if rest.starts_with('"') {
+                    offenders.push(format!(
+                        "{}: {}",
+                        file.display(),
+                        &rest[..rest.len().min(12)]
+                    ));
+                }
+            }
+        }
+        assert!(files.len() > 50, "the walk found the sources");
+        assert!(offenders.is_empty(), "literal SQLSTATEs: {offenders:?}");
+    }
+
     use super::*;
 
     fn check(err: DataFusionError, expect_code: &str, expect_message: &str) {

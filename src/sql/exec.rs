@@ -86,7 +86,7 @@ where
     let mut task = AbortOnDrop(runtime().spawn(work));
     match (&mut task.0).await {
         Ok(result) => result,
-        Err(err) => Err(join_error(err, next_internal_id())),
+        Err(err) => Err(join_error(err, super::error::detached_query_id())),
     }
 }
 
@@ -105,15 +105,8 @@ where
     let task = runtime().spawn_blocking(move || handle.block_on(work));
     match task.await {
         Ok(result) => result,
-        Err(err) => Err(join_error(err, next_internal_id())),
+        Err(err) => Err(join_error(err, super::error::detached_query_id())),
     }
-}
-
-/// The query id of an internal error that happened before the statement had one.
-fn next_internal_id() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(1 << 48);
-    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// The error a failed task reports: a panic is logged (with its message, never row values:

@@ -39,8 +39,8 @@ pub use error::QueryError;
 pub use session::{FieldInfo, Outcome, Prepared, QuerySession, SessionInfo, TxState};
 
 use crate::catalog::registry::Registry;
+use crate::catalog::session::SystemContext;
 use crate::catalog::session::{CATALOG_NAME, SEARCH_PATH_SCHEMA};
-use crate::catalog::system::SystemContext;
 use crate::policy::PolicyStore;
 
 /// Server-wide query limits.

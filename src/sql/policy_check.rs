@@ -24,6 +24,8 @@ pub async fn check_expressions(
         let udf = datafusion::logical_expr::ScalarUDF::new_from_impl(CheckUser(name.to_string()));
         let _ = state.register_udf(std::sync::Arc::new(udf));
     }
+    // Each expression alone: (its table, the access it makes, where it is written, what it is).
+    let mut plans = Vec::new();
     for mask in policy.masks() {
         let Some(entry) = catalog.table(&mask.schema, &mask.table) else {
             continue;
@@ -63,17 +65,7 @@ pub async fn check_expressions(
             columns,
             row_filters: Vec::new(),
         };
-        if let Err(err) = policy_subplan(&state, entry, &access).await {
-            diagnostics.push(Diagnostic::at(
-                mask.origin.clone(),
-                format!(
-                    "mask does not plan against \"{}.{}\": {}",
-                    mask.schema,
-                    mask.table,
-                    detail(&err)
-                ),
-            ));
-        }
+        plans.push((entry, access, mask.origin.clone(), "mask"));
     }
     for filter in policy.row_filters() {
         let Some(entry) = catalog.table(&filter.schema, &filter.table) else {
@@ -86,13 +78,17 @@ pub async fn check_expressions(
             columns: vec![ColumnAccess::Allowed; ready.schema.fields().len()],
             row_filters: vec![(filter.filter.clone(), filter.origin.clone())],
         };
-        if let Err(err) = policy_subplan(&state, entry, &access).await {
+        plans.push((entry, access, filter.origin.clone(), "row filter"));
+    }
+    for (entry, access, origin, what) in plans {
+        let query_id = super::error::detached_query_id();
+        if let Err(err) = policy_subplan(&state, entry, &access, query_id).await {
             diagnostics.push(Diagnostic::at(
-                filter.origin.clone(),
+                origin,
                 format!(
-                    "row filter does not plan against \"{}.{}\": {}",
-                    filter.schema,
-                    filter.table,
+                    "{what} does not plan against \"{}.{}\": {}",
+                    entry.schema,
+                    entry.name,
                     detail(&err)
                 ),
             ));

@@ -22,7 +22,7 @@ use super::enforce::{self, AccessReport};
 use super::error::{QueryError, code};
 use super::exec::{self, RowStream};
 use crate::audit::AuditRecord;
-use crate::catalog::session::{Pinned, SessionCatalog, SessionCatalogList};
+use crate::catalog::session::{DatabaseList, Pinned, SessionCatalog};
 use crate::pg::settings::{Changed, Settings};
 use crate::pg::types::{self as pgtype, PgType};
 
@@ -136,6 +136,13 @@ pub struct Ticket {
     result_cache: &'static str,
 }
 
+impl Ticket {
+    /// The statement's query id (what its audit record and any internal error carry).
+    pub fn query_id(&self) -> u64 {
+        self.query_id
+    }
+}
+
 /// One connection's session.
 pub struct QuerySession {
     engine: Arc<Engine>,
@@ -169,10 +176,10 @@ impl QuerySession {
         )
         .map_err(|err| QueryError::new(code::INVALID_AUTHORIZATION, err.to_string()).fatal())?;
         let mut state = SessionStateBuilder::new_from_existing(engine.base_state())
-            .with_catalog_list(Arc::new(SessionCatalogList(catalog.clone())))
+            .with_catalog_list(Arc::new(DatabaseList::session(catalog.clone())))
             .build();
         crate::pg::functions::register(&mut state, &catalog, info.pid)
-            .map_err(|e| QueryError::from_datafusion(e, 0))?;
+            .map_err(|e| QueryError::from_datafusion(e, super::error::detached_query_id()))?;
         let user = catalog.pinned().principal.user.clone();
         let settings = Settings::new(&user, engine.limits.statement_timeout);
         let mut session = QuerySession {
@@ -300,6 +307,8 @@ impl QuerySession {
             _ => return Ok(()),
         };
         let planner = Planner {
+            // Planning has its own id: an internal error while planning is logged under it.
+            query_id: self.engine.next_query_id(),
             engine: self.engine.clone(),
             catalog: self.catalog.clone(),
             state: self.state.clone(),
@@ -600,7 +609,12 @@ impl QuerySession {
                 .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             time_micros: ticket.started_at.timestamp_micros(),
             session_id: self.info.pid,
-            query_id: ticket.query_id,
+            // An internal error was logged under its own id (planning has one): the record
+            // keeps that id, so the audit trail leads to the log line.
+            query_id: result
+                .err()
+                .and_then(|err| err.query_id)
+                .unwrap_or(ticket.query_id),
             user: self.user(),
             client_addr: self.info.client_addr.clone(),
             application_name: self
@@ -665,6 +679,7 @@ impl QuerySession {
 /// What planning a statement needs, taken out of the session so that planning runs on the
 /// statement runtime.
 struct Planner {
+    query_id: u64,
     engine: Arc<Engine>,
     catalog: Arc<SessionCatalog>,
     state: Arc<SessionState>,
@@ -679,6 +694,7 @@ impl Planner {
         declared: &[u32],
         explain: Option<(bool, bool)>,
     ) -> Result<(Vec<FieldInfo>, Vec<u32>, Planned), QueryError> {
+        let query_id = self.query_id;
         let pinned = self
             .catalog
             .pin()
@@ -693,10 +709,11 @@ impl Planner {
             .state
             .statement_to_plan(DFStatement::Statement(Box::new(statement)))
             .await
-            .map_err(|e| QueryError::from_datafusion(e, 0))?;
-        let plan = crate::pg::semantics(plan).map_err(|e| QueryError::from_datafusion(e, 0))?;
-        let (plan, access) = enforce::enforce(plan, &self.state, &pinned).await?;
-        let param_types = parameter_types(&plan, declared)?;
+            .map_err(|e| QueryError::from_datafusion(e, query_id))?;
+        let plan =
+            crate::pg::semantics(plan).map_err(|e| QueryError::from_datafusion(e, query_id))?;
+        let (plan, access) = enforce::enforce(plan, &self.state, &pinned, query_id).await?;
+        let param_types = parameter_types(&plan, declared, query_id)?;
         // Admins, and whoever may read the audit trail, see DataFusion's EXPLAIN as it is.
         let privileged = pinned
             .policy
@@ -719,7 +736,7 @@ impl Planner {
                 LogicalPlanBuilder::from(plan)
                     .explain(verbose, analyze)
                     .and_then(|b| b.build())
-                    .map_err(|e| QueryError::from_datafusion(e, 0))?
+                    .map_err(|e| QueryError::from_datafusion(e, query_id))?
             }
             None => plan,
         };
@@ -812,10 +829,14 @@ fn kind_of(action: &Action) -> &'static str {
 
 /// Parameter types: declared ones win; others come from DataFusion's inference; `text` when
 /// nothing says otherwise (the client then sends text and the plan casts it).
-fn parameter_types(plan: &LogicalPlan, declared: &[u32]) -> Result<Vec<u32>, QueryError> {
+fn parameter_types(
+    plan: &LogicalPlan,
+    declared: &[u32],
+    query_id: u64,
+) -> Result<Vec<u32>, QueryError> {
     let inferred = plan
         .get_parameter_types()
-        .map_err(|e| QueryError::from_datafusion(e, 0))?;
+        .map_err(|e| QueryError::from_datafusion(e, query_id))?;
     let mut max_index = declared.len();
     let mut found = false;
     plan.apply_with_subqueries(|node| {
@@ -831,7 +852,7 @@ fn parameter_types(plan: &LogicalPlan, declared: &[u32]) -> Result<Vec<u32>, Que
             })
         })
     })
-    .map_err(|e| QueryError::from_datafusion(e, 0))?;
+    .map_err(|e| QueryError::from_datafusion(e, query_id))?;
     Ok((1..=max_index)
         .map(|n| {
             let declared_oid = declared.get(n - 1).copied().unwrap_or(0);

@@ -143,6 +143,24 @@ fn parse_statements(parser: &mut Parser) -> Result<Vec<Statement>, ParserError> 
     Ok(statements)
 }
 
+/// The statements of a query string with the text each is prepared and audited under: the
+/// string as sent when it holds one statement (the client's spelling), else each statement's
+/// own SQL.
+pub fn with_texts(sql: &str, statements: Vec<Statement>) -> Vec<(String, Statement)> {
+    let single = statements.len() == 1;
+    statements
+        .into_iter()
+        .map(|statement| {
+            let text = if single {
+                sql.to_string()
+            } else {
+                statement.to_string()
+            };
+            (text, statement)
+        })
+        .collect()
+}
+
 /// Rebalances and checks one freshly parsed statement.
 pub fn normalize(mut statement: Statement) -> Result<Statement, QueryError> {
     let mut shaper = Shaper::default();

@@ -232,7 +232,7 @@ pub async fn start_demo(
     event_rate: f64,
     registry: Option<Arc<Registry>>,
     shutdown: CancellationToken,
-) -> anyhow::Result<RunningStream> {
+) -> Result<RunningStream> {
     let spec = StreamSpec {
         max_batch_events: None,
         max_batch_delay: Some(crate::config::DurationSpec(Duration::from_millis(250))),

@@ -7,8 +7,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Float32Builder, Float64Builder, Int16Builder, Int32Builder,
-    Int64Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder, UInt32Builder,
+    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, ListBuilder, StringBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -183,63 +182,24 @@ pub fn build(schema: &SchemaRef, rows: &[Vec<V>]) -> Result<RecordBatch> {
             DataFusionError::Internal(format!("system table column {} got {v:?}", field.name()))
         };
         let array: ArrayRef = match field.data_type() {
-            DataType::UInt32 => {
-                let mut b = UInt32Builder::with_capacity(rows.len());
-                for row in rows {
-                    match cell(row) {
-                        V::Null => b.append_null(),
-                        V::I(i) => b.append_value(u32::try_from(i).map_err(|_| bad(&V::I(i)))?),
-                        v => return Err(bad(&v)),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-            DataType::Int16 => {
-                let mut b = Int16Builder::with_capacity(rows.len());
-                for row in rows {
-                    match cell(row) {
-                        V::Null => b.append_null(),
-                        V::I(i) => b.append_value(i16::try_from(i).map_err(|_| bad(&V::I(i)))?),
-                        v => return Err(bad(&v)),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-            DataType::Int32 => {
-                let mut b = Int32Builder::with_capacity(rows.len());
-                for row in rows {
-                    match cell(row) {
-                        V::Null => b.append_null(),
-                        V::I(i) => b.append_value(i32::try_from(i).map_err(|_| bad(&V::I(i)))?),
-                        v => return Err(bad(&v)),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-            DataType::Int64 => {
+            // Integers and instants are built as int8, range-checked, and cast to the
+            // column's type by `align`; floats as float8.
+            DataType::UInt32
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::Timestamp(TimeUnit::Microsecond, _) => {
                 let mut b = Int64Builder::with_capacity(rows.len());
                 for row in rows {
                     match cell(row) {
                         V::Null => b.append_null(),
-                        V::I(i) => b.append_value(i),
+                        V::I(i) if fits(field.data_type(), i) => b.append_value(i),
                         v => return Err(bad(&v)),
                     }
                 }
                 Arc::new(b.finish())
             }
-            DataType::Float32 => {
-                let mut b = Float32Builder::with_capacity(rows.len());
-                for row in rows {
-                    match cell(row) {
-                        V::Null => b.append_null(),
-                        V::F(f) => b.append_value(f as f32),
-                        V::I(i) => b.append_value(i as f32),
-                        v => return Err(bad(&v)),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-            DataType::Float64 => {
+            DataType::Float32 | DataType::Float64 => {
                 let mut b = Float64Builder::with_capacity(rows.len());
                 for row in rows {
                     match cell(row) {
@@ -273,45 +233,18 @@ pub fn build(schema: &SchemaRef, rows: &[Vec<V>]) -> Result<RecordBatch> {
                 }
                 Arc::new(b.finish())
             }
-            DataType::Timestamp(TimeUnit::Microsecond, tz) => {
-                let mut b = TimestampMicrosecondBuilder::with_capacity(rows.len());
-                for row in rows {
-                    match cell(row) {
-                        V::Null => b.append_null(),
-                        V::I(i) => b.append_value(i),
-                        v => return Err(bad(&v)),
-                    }
-                }
-                Arc::new(b.finish().with_timezone_opt(tz.clone()))
-            }
             DataType::List(item) => match item.data_type() {
-                DataType::Int16 => {
-                    let mut b = ListBuilder::new(Int16Builder::new());
+                // Built as int8 lists, range-checked, then cast to the item type by `align`.
+                item_type @ (DataType::Int16 | DataType::UInt32) => {
+                    let mut b = ListBuilder::new(Int64Builder::new());
                     for row in rows {
                         match cell(row) {
                             V::Null => b.append_null(),
                             V::IL(values) => {
-                                for v in values {
-                                    b.values()
-                                        .append_value(i16::try_from(v).map_err(|_| bad(&V::I(v)))?);
+                                if let Some(v) = values.iter().find(|v| !fits(item_type, **v)) {
+                                    return Err(bad(&V::I(*v)));
                                 }
-                                b.append(true);
-                            }
-                            v => return Err(bad(&v)),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-                DataType::UInt32 => {
-                    let mut b = ListBuilder::new(UInt32Builder::new());
-                    for row in rows {
-                        match cell(row) {
-                            V::Null => b.append_null(),
-                            V::IL(values) => {
-                                for v in values {
-                                    b.values()
-                                        .append_value(u32::try_from(v).map_err(|_| bad(&V::I(v)))?);
-                                }
+                                b.values().append_slice(&values);
                                 b.append(true);
                             }
                             v => return Err(bad(&v)),
@@ -351,6 +284,16 @@ pub fn build(schema: &SchemaRef, rows: &[Vec<V>]) -> Result<RecordBatch> {
         columns.push(align(array, field.data_type())?);
     }
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// Whether an integer fits a column of `data_type` (checked before `align` casts to it).
+fn fits(data_type: &DataType, v: i64) -> bool {
+    match data_type {
+        DataType::Int16 => i16::try_from(v).is_ok(),
+        DataType::Int32 => i32::try_from(v).is_ok(),
+        DataType::UInt32 => u32::try_from(v).is_ok(),
+        _ => true,
+    }
 }
 
 fn align(array: ArrayRef, data_type: &DataType) -> Result<ArrayRef> {

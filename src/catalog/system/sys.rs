@@ -5,79 +5,19 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::Result;
 
-use super::SystemTableDef;
 use super::rows::{Col, V, build, schema};
 pub use crate::audit::{AuditLog, AuditRecord};
 use crate::catalog::registry::TableStatus;
-use crate::catalog::session::SessionCatalog;
+use crate::catalog::session::{GeneratedSchema, SessionCatalog, SystemTableDef};
 
-/// Every `sys` table with its columns (for privilege checks).
-pub const SYS_TABLES: &[(&str, &[&str])] = &[
-    (
-        "audit_log",
-        &[
-            "time",
-            "session_id",
-            "query_id",
-            "user",
-            "client_addr",
-            "application_name",
-            "kind",
-            "statement",
-            "tables",
-            "columns",
-            "row_filters",
-            "masks",
-            "versions",
-            "rows",
-            "duration_ms",
-            "result_cache",
-            "outcome",
-            "sqlstate",
-        ],
-    ),
-    (
-        "lake_tables",
-        &[
-            "schema_name",
-            "table_name",
-            "location",
-            "format",
-            "version",
-            "n_files",
-            "status",
-            "committed_at",
-            "age_seconds",
-            "reader_features",
-        ],
-    ),
-    ("delta_features", &["feature", "kind", "reading", "reason"]),
-    (
-        "stream_sources",
-        &[
-            "source",
-            "last_commit",
-            "events_per_second",
-            "accepted",
-            "duplicates",
-            "dead_lettered",
-            "queued",
-        ],
-    ),
-    (
-        "ingest_runs",
-        &[
-            "table_path",
-            "layer",
-            "finished_at",
-            "rows",
-            "duration_seconds",
-            "outcome",
-            "detail",
-            "version",
-        ],
-    ),
-];
+/// The `sys` schema: governed, so each table is visible only where the policy grants it.
+pub static SCHEMA: GeneratedSchema = GeneratedSchema {
+    name: crate::policy::SYSTEM_SCHEMA,
+    tables: TABLES,
+    empty: &[],
+    searched_first: false,
+    governed: true,
+};
 
 /// The `sys` tables.
 pub static TABLES: &[SystemTableDef] = &[

@@ -179,31 +179,14 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
 /// The decimal `text` (`-12.5`) as an integer scaled by 10^`scale`; digits beyond the scale are
 /// truncated (MySQL and PostgreSQL already give exactly `scale` digits).
 pub fn parse_decimal(text: &str, scale: i8) -> Option<i128> {
-    let text = text.trim();
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text.strip_prefix('+').unwrap_or(text)),
-    };
-    let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
-    if int_part.is_empty() && frac_part.is_empty() {
-        return None;
+    let (unscaled, written) = crate::pg::codec::decimal_from_text(text.trim())?;
+    let shift = u32::try_from((i32::from(scale) - i32::from(written)).abs()).ok()?;
+    let factor = 10i128.checked_pow(shift)?;
+    if scale >= written {
+        unscaled.checked_mul(factor)
+    } else {
+        Some(unscaled / factor)
     }
-    let mut value: i128 = 0;
-    for c in int_part.chars() {
-        value = value
-            .checked_mul(10)?
-            .checked_add(i128::from(c.to_digit(10)?))?;
-    }
-    let scale = usize::try_from(scale).ok()?;
-    let mut frac = frac_part.chars();
-    for _ in 0..scale {
-        let digit = match frac.next() {
-            Some(c) => i128::from(c.to_digit(10)?),
-            None => 0,
-        };
-        value = value.checked_mul(10)?.checked_add(digit)?;
-    }
-    Some(if negative { -value } else { value })
 }
 
 /// PostgreSQL's binary numeric as an integer scaled by 10^`scale` (`pg::codec`'s reader).

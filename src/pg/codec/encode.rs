@@ -11,14 +11,17 @@ use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Date64Array, Decimal128Array,
-    Float16Array, Float32Array, Float64Array, Int8Array, Int16Array, Int32Array, Int64Array,
+    Array, ArrayRef, AsArray, Float16Array, Int8Array, Int16Array, Int32Array, Int64Array,
     IntervalDayTimeArray, IntervalMonthDayNanoArray, IntervalYearMonthArray,
     Time32MillisecondArray, Time32SecondArray, Time64MicrosecondArray, Time64NanosecondArray,
     TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray,
     TimestampSecondArray, UInt8Array, UInt16Array, UInt32Array, UInt64Array,
 };
-use datafusion::arrow::datatypes::{DataType, IntervalUnit, TimeUnit};
+use datafusion::arrow::datatypes::{
+    DataType, Date32Type, Date64Type, Decimal32Type, Decimal64Type, Decimal128Type, Decimal256Type,
+    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, IntervalUnit, TimeUnit,
+    UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+};
 use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::pg::copy::{self, CopyFormat, CopyRows};
@@ -344,46 +347,26 @@ fn write_text(
                 .unwrap_or_default();
             float_text(f64::from(v), 6, out);
         }
-        DataType::Float32 => {
-            let v = array
-                .as_any()
-                .downcast_ref::<Float32Array>()
-                .map(|a| a.value(row))
-                .unwrap_or_default();
-            float32_text(v, out);
-        }
-        DataType::Float64 => {
-            let v = array
-                .as_any()
-                .downcast_ref::<Float64Array>()
-                .map(|a| a.value(row))
-                .unwrap_or_default();
-            float_text(v, 15, out);
-        }
-        DataType::Decimal128(_, scale) => {
-            let v = array
-                .as_any()
-                .downcast_ref::<Decimal128Array>()
-                .map(|a| a.value(row))
-                .unwrap_or_default();
-            decimal_text(v, *scale, out);
-        }
+        DataType::Float32 => float32_text(array.as_primitive::<Float32Type>().value(row), out),
+        DataType::Float64 => float_text(array.as_primitive::<Float64Type>().value(row), 15, out),
+        DataType::Decimal128(_, scale) => decimal_text(
+            array.as_primitive::<Decimal128Type>().value(row),
+            *scale,
+            out,
+        ),
         DataType::Decimal256(_, scale) => {
-            let a = array.as_primitive::<datafusion::arrow::datatypes::Decimal256Type>();
-            let v = a.value(row);
-            let digits = v.to_string();
+            let digits = array
+                .as_primitive::<Decimal256Type>()
+                .value(row)
+                .to_string();
             decimal_string_text(&digits, *scale, out);
         }
         DataType::Decimal32(_, scale) => {
-            let v = array
-                .as_primitive::<datafusion::arrow::datatypes::Decimal32Type>()
-                .value(row);
+            let v = array.as_primitive::<Decimal32Type>().value(row);
             decimal_text(i128::from(v), *scale, out);
         }
         DataType::Decimal64(_, scale) => {
-            let v = array
-                .as_primitive::<datafusion::arrow::datatypes::Decimal64Type>()
-                .value(row);
+            let v = array.as_primitive::<Decimal64Type>().value(row);
             decimal_text(i128::from(v), *scale, out);
         }
         DataType::Utf8 => out.push_str(array.as_string::<i32>().value(row)),
@@ -399,20 +382,9 @@ fn write_text(
                 let _ = write!(out, "{b:02x}");
             }
         }
-        DataType::Date32 => {
-            let days = array
-                .as_any()
-                .downcast_ref::<Date32Array>()
-                .map(|a| a.value(row))
-                .unwrap_or_default();
-            date_text(days, out);
-        }
+        DataType::Date32 => date_text(array.as_primitive::<Date32Type>().value(row), out),
         DataType::Date64 => {
-            let ms = array
-                .as_any()
-                .downcast_ref::<Date64Array>()
-                .map(|a| a.value(row))
-                .unwrap_or_default();
+            let ms = array.as_primitive::<Date64Type>().value(row);
             date_text(ms.div_euclid(86_400_000) as i32, out);
         }
         DataType::Timestamp(unit, tz) => {
@@ -921,41 +893,14 @@ fn write_binary(
 ) -> Result<(), String> {
     let any = array.as_any();
     match array.data_type() {
-        DataType::Boolean => out.put_u8(u8::from(
-            any.downcast_ref::<BooleanArray>()
-                .map(|a| a.value(row))
-                .unwrap_or_default(),
-        )),
-        DataType::Int8 => out.put_i16(i16::from(
-            any.downcast_ref::<Int8Array>()
-                .map(|a| a.value(row))
-                .unwrap_or_default(),
-        )),
-        DataType::UInt8 => out.put_i16(i16::from(
-            any.downcast_ref::<UInt8Array>()
-                .map(|a| a.value(row))
-                .unwrap_or_default(),
-        )),
-        DataType::Int16 => out.put_i16(
-            any.downcast_ref::<Int16Array>()
-                .map(|a| a.value(row))
-                .unwrap_or_default(),
-        ),
-        DataType::UInt16 => out.put_i32(i32::from(
-            any.downcast_ref::<UInt16Array>()
-                .map(|a| a.value(row))
-                .unwrap_or_default(),
-        )),
-        DataType::Int32 => out.put_i32(
-            any.downcast_ref::<Int32Array>()
-                .map(|a| a.value(row))
-                .unwrap_or_default(),
-        ),
+        DataType::Boolean => out.put_u8(u8::from(array.as_boolean().value(row))),
+        DataType::Int8 => out.put_i16(i16::from(array.as_primitive::<Int8Type>().value(row))),
+        DataType::UInt8 => out.put_i16(i16::from(array.as_primitive::<UInt8Type>().value(row))),
+        DataType::Int16 => out.put_i16(array.as_primitive::<Int16Type>().value(row)),
+        DataType::UInt16 => out.put_i32(i32::from(array.as_primitive::<UInt16Type>().value(row))),
+        DataType::Int32 => out.put_i32(array.as_primitive::<Int32Type>().value(row)),
         DataType::UInt32 => {
-            let v = any
-                .downcast_ref::<UInt32Array>()
-                .map(|a| a.value(row))
-                .unwrap_or_default();
+            let v = array.as_primitive::<UInt32Type>().value(row);
             if pg_type.len() == 4 {
                 // oid, regproc, regclass...: an unsigned 4-byte value.
                 out.put_u32(v);
@@ -963,16 +908,9 @@ fn write_binary(
                 out.put_i64(i64::from(v));
             }
         }
-        DataType::Int64 => out.put_i64(
-            any.downcast_ref::<Int64Array>()
-                .map(|a| a.value(row))
-                .unwrap_or_default(),
-        ),
+        DataType::Int64 => out.put_i64(array.as_primitive::<Int64Type>().value(row)),
         DataType::UInt64 => {
-            let v = any
-                .downcast_ref::<UInt64Array>()
-                .map(|a| a.value(row))
-                .unwrap_or_default();
+            let v = array.as_primitive::<UInt64Type>().value(row);
             numeric_binary(&v.to_string(), 0, out);
         }
         DataType::Float16 => out.put_f32(
@@ -980,40 +918,29 @@ fn write_binary(
                 .map(|a| a.value(row).to_f32())
                 .unwrap_or_default(),
         ),
-        DataType::Float32 => out.put_f32(
-            any.downcast_ref::<Float32Array>()
-                .map(|a| a.value(row))
-                .unwrap_or_default(),
-        ),
-        DataType::Float64 => out.put_f64(
-            any.downcast_ref::<Float64Array>()
-                .map(|a| a.value(row))
-                .unwrap_or_default(),
-        ),
-        DataType::Decimal128(_, scale) => {
-            let v = any
-                .downcast_ref::<Decimal128Array>()
-                .map(|a| a.value(row))
-                .unwrap_or_default();
-            numeric_binary(&v.to_string(), *scale, out);
-        }
-        DataType::Decimal32(_, scale) => {
-            let v = array
-                .as_primitive::<datafusion::arrow::datatypes::Decimal32Type>()
-                .value(row);
-            numeric_binary(&v.to_string(), *scale, out);
-        }
-        DataType::Decimal64(_, scale) => {
-            let v = array
-                .as_primitive::<datafusion::arrow::datatypes::Decimal64Type>()
-                .value(row);
-            numeric_binary(&v.to_string(), *scale, out);
-        }
-        DataType::Decimal256(_, scale) => {
-            let v = array
-                .as_primitive::<datafusion::arrow::datatypes::Decimal256Type>()
-                .value(row);
-            numeric_binary(&v.to_string(), *scale, out);
+        DataType::Float32 => out.put_f32(array.as_primitive::<Float32Type>().value(row)),
+        DataType::Float64 => out.put_f64(array.as_primitive::<Float64Type>().value(row)),
+        DataType::Decimal32(_, scale)
+        | DataType::Decimal64(_, scale)
+        | DataType::Decimal128(_, scale)
+        | DataType::Decimal256(_, scale) => {
+            let digits = match array.data_type() {
+                DataType::Decimal32(..) => {
+                    array.as_primitive::<Decimal32Type>().value(row).to_string()
+                }
+                DataType::Decimal64(..) => {
+                    array.as_primitive::<Decimal64Type>().value(row).to_string()
+                }
+                DataType::Decimal128(..) => array
+                    .as_primitive::<Decimal128Type>()
+                    .value(row)
+                    .to_string(),
+                _ => array
+                    .as_primitive::<Decimal256Type>()
+                    .value(row)
+                    .to_string(),
+            };
+            numeric_binary(&digits, *scale, out);
         }
         DataType::Utf8 => text_binary(array.as_string::<i32>().value(row), pg_type, out),
         DataType::LargeUtf8 => text_binary(array.as_string::<i64>().value(row), pg_type, out),
@@ -1025,17 +952,11 @@ fn write_binary(
             out.put_slice(binary_value(array, row));
         }
         DataType::Date32 => {
-            let days = any
-                .downcast_ref::<Date32Array>()
-                .map(|a| a.value(row))
-                .unwrap_or_default();
+            let days = array.as_primitive::<Date32Type>().value(row);
             out.put_i32(days - PG_EPOCH_DAYS);
         }
         DataType::Date64 => {
-            let ms = any
-                .downcast_ref::<Date64Array>()
-                .map(|a| a.value(row))
-                .unwrap_or_default();
+            let ms = array.as_primitive::<Date64Type>().value(row);
             out.put_i32(ms.div_euclid(86_400_000) as i32 - PG_EPOCH_DAYS);
         }
         DataType::Timestamp(unit, _) => {

@@ -1,7 +1,8 @@
 //! PostgreSQL's value codecs, one set for the whole crate: text and binary output of Arrow
 //! values ([`encode`]), Bind parameters in text and binary ([`params`]), and the binary pieces
 //! the ingest reads from PostgreSQL's `COPY ... (FORMAT binary)`: the 2000-01-01 epoch and
-//! `numeric`'s base-10000 form ([`numeric_from_binary`]).
+//! `numeric`'s base-10000 form ([`numeric_from_binary`]); and decimal text ([`decimal_from_text`])
+//! for text parameters and the ingest's text columns.
 
 pub mod encode;
 pub mod params;
@@ -10,6 +11,27 @@ pub mod params;
 pub const PG_EPOCH_DAYS: i32 = 10_957;
 /// The same in microseconds.
 pub const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// A decimal's text (`-12.5`, `+3`, `.5`, `7.`) as its digits (an unscaled integer) and its
+/// scale (the number of digits after the point); `None` when it is not a finite decimal or has
+/// more digits than an `i128` holds.
+pub fn decimal_from_text(text: &str) -> Option<(i128, i8)> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let (int_part, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if int_part.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut unscaled: i128 = 0;
+    for c in int_part.chars().chain(frac.chars()) {
+        let digit = i128::from(c.to_digit(10)?);
+        unscaled = unscaled.checked_mul(10)?.checked_add(digit)?;
+    }
+    let scale = i8::try_from(frac.len()).ok()?;
+    Some((if negative { -unscaled } else { unscaled }, scale))
+}
 
 /// Why a binary `numeric` cannot be read as a decimal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

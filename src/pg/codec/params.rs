@@ -22,8 +22,12 @@ pub fn decode(
     if format == 1 {
         return decode_binary(bytes, type_oid);
     }
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| QueryError::new("22021", "invalid byte sequence for encoding \"UTF8\""))?;
+    let text = std::str::from_utf8(bytes).map_err(|_| {
+        QueryError::new(
+            code::CHARACTER_NOT_IN_REPERTOIRE,
+            "invalid byte sequence for encoding \"UTF8\"",
+        )
+    })?;
     decode_text(text, type_oid, zone)
 }
 
@@ -101,29 +105,13 @@ fn parse_float(t: &str) -> Option<f64> {
 
 /// `123.45` as a Decimal128 with the scale written.
 fn decimal_from_text(t: &str) -> Option<ScalarValue> {
-    let (negative, digits) = match t.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, t.strip_prefix('+').unwrap_or(t)),
-    };
-    let (int_part, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    if int_part.is_empty() && frac.is_empty() {
-        return None;
-    }
-    if !int_part
-        .chars()
-        .chain(frac.chars())
-        .all(|c| c.is_ascii_digit())
-    {
-        return None;
-    }
-    let scale = i8::try_from(frac.len()).ok()?;
-    let unscaled: i128 = format!("{int_part}{frac}").parse().ok()?;
-    let precision = (int_part.len() + frac.len()).clamp(1, 38) as u8;
-    Some(ScalarValue::Decimal128(
-        Some(if negative { -unscaled } else { unscaled }),
-        precision.max(scale as u8).max(1),
-        scale,
-    ))
+    let (unscaled, scale) = super::decimal_from_text(t)?;
+    let digits = unscaled
+        .unsigned_abs()
+        .checked_ilog10()
+        .map_or(1, |d| d + 1) as u8;
+    let precision = digits.max(scale as u8).clamp(1, 38);
+    Some(ScalarValue::Decimal128(Some(unscaled), precision, scale))
 }
 
 fn parse_timestamp(t: &str) -> Option<i64> {
@@ -185,7 +173,7 @@ fn parse_bytea(t: &str) -> Option<Vec<u8>> {
 fn decode_binary(bytes: &Bytes, type_oid: u32) -> Result<ScalarValue, QueryError> {
     let wrong = || {
         QueryError::new(
-            "22P03",
+            code::INVALID_BINARY_REPRESENTATION,
             format!("incorrect binary data format in bind parameter of type {type_oid}"),
         )
     };
@@ -230,7 +218,10 @@ fn decode_binary(bytes: &Bytes, type_oid: u32) -> Result<ScalarValue, QueryError
         }
         oid::NUMERIC => numeric_from_binary(b).ok_or_else(wrong)?,
         _ => ScalarValue::Utf8(Some(String::from_utf8(b.to_vec()).map_err(|_| {
-            QueryError::new("22021", "invalid byte sequence for encoding \"UTF8\"")
+            QueryError::new(
+                code::CHARACTER_NOT_IN_REPERTOIRE,
+                "invalid byte sequence for encoding \"UTF8\"",
+            )
         })?)),
     })
 }

@@ -225,7 +225,7 @@ pub(super) async fn stream_rows(
             .bytes_sent
             .inc_by(conn.write.len().saturating_sub(before) as u64);
         if let Err(message) = encoded {
-            let err = QueryError::internal(0, &message);
+            let err = QueryError::internal(rows.ticket.query_id(), &message);
             live.query.record(rows.ticket, rows.n_rows, Err(&err));
             conn.error(&err);
             live.query.on_error();

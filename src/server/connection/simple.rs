@@ -32,13 +32,7 @@ pub(super) async fn simple_query(
         ));
         return Ok(());
     }
-    let single = statements.len() == 1;
-    for statement in statements {
-        let text = if single {
-            sql.to_string()
-        } else {
-            statement.to_string()
-        };
+    for (text, statement) in crate::sql::shape::with_texts(sql, statements) {
         // One statement timeout from planning to the last row, as PostgreSQL times each
         // statement of a query string.
         let guard = Guard::start(live);

@@ -7,10 +7,10 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::Result;
 
+use super::OWNER_NAME;
 use super::pg_catalog::{Relation, namespaces, relations};
-use super::rows::{Col, V, build, schema};
-use super::{OWNER_NAME, SystemTableDef};
-use crate::catalog::session::SessionCatalog;
+use crate::catalog::session::{SessionCatalog, SystemTableDef};
+use crate::catalog::system::rows::{Col, V, build, schema};
 use crate::config::DATABASE_NAME;
 use crate::pg::types::{self as pgtype, PgType, oid};
 

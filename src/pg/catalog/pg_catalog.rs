@@ -11,13 +11,10 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::Result;
 
-use super::rows::{Col, V, build, schema};
-use super::{
-    HEAP_AM_OID, INFORMATION_SCHEMA_OID, OWNER_NAME, OWNER_OID, PG_CATALOG_OID, SystemKind,
-    SystemTableDef, defs_of,
-};
+use super::{HEAP_AM_OID, INFORMATION_SCHEMA_OID, OWNER_NAME, OWNER_OID, PG_CATALOG_OID};
 use crate::catalog::registry::{TableEntry, TableStatus, stable_oid};
-use crate::catalog::session::SessionCatalog;
+use crate::catalog::session::{GeneratedSchema, SessionCatalog, SystemTableDef};
+use crate::catalog::system::rows::{Col, V, build, schema};
 use crate::pg::types::{self as pgtype, PgType};
 use crate::policy::ColumnAccess;
 
@@ -355,18 +352,17 @@ pub fn relations(session: &SessionCatalog) -> Vec<Relation> {
             lake: Some(entry.clone()),
         });
     }
-    let system_schemas = [
-        ("pg_catalog", SystemKind::PgCatalog, 'r'),
-        ("information_schema", SystemKind::InformationSchema, 'v'),
-    ];
-    for (schema_name, kind, relkind) in system_schemas {
-        for def in defs_of(kind) {
-            out.push(system_relation(schema_name, def, relkind));
-        }
-    }
-    if pinned.sys_visible() {
-        for def in defs_of(SystemKind::Sys) {
-            out.push(system_relation(crate::policy::SYSTEM_SCHEMA, def, 'v'));
+    for generated in &session.system().schemas {
+        // PostgreSQL's catalogs are tables; information_schema's and ours are views.
+        let relkind = if generated.name == "pg_catalog" {
+            'r'
+        } else {
+            'v'
+        };
+        for def in generated.tables {
+            if pinned.generated_table_visible(generated, def) {
+                out.push(system_relation(generated.name, def, relkind));
+            }
         }
     }
     out
@@ -399,21 +395,21 @@ fn system_relation(schema_name: &str, def: &SystemTableDef, kind: char) -> Relat
 /// Visible namespaces: (oid, name).
 pub fn namespaces(session: &SessionCatalog) -> Vec<(u32, String)> {
     let pinned = session.pinned();
-    let mut out = vec![
-        (PG_CATALOG_OID, "pg_catalog".to_string()),
-        (INFORMATION_SCHEMA_OID, "information_schema".to_string()),
-    ];
+    let generated = session.visible_generated();
+    // PostgreSQL's own namespaces first, then the lake's, then ours (`sys`).
+    let (builtin, others): (Vec<&GeneratedSchema>, Vec<&GeneratedSchema>) =
+        generated.into_iter().partition(|schema| {
+            [PG_CATALOG_OID, INFORMATION_SCHEMA_OID].contains(&namespace_oid(schema.name))
+        });
+    let mut out: Vec<(u32, String)> = (builtin.iter())
+        .map(|schema| (namespace_oid(schema.name), schema.name.to_string()))
+        .collect();
     for schema in &pinned.catalog.schemas {
         if pinned.schema_visible(schema) {
             out.push((namespace_oid(schema), schema.clone()));
         }
     }
-    if pinned.sys_visible() {
-        out.push((
-            namespace_oid(crate::policy::SYSTEM_SCHEMA),
-            crate::policy::SYSTEM_SCHEMA.to_string(),
-        ));
-    }
+    out.extend((others.iter()).map(|schema| (namespace_oid(schema.name), schema.name.to_string())));
     out
 }
 
