@@ -20,6 +20,21 @@ pub mod startup;
 pub mod statements;
 pub mod wire;
 
+/// A fuzz target over one of this crate's modules: its `init` once, then `run` per input.
+#[macro_export]
+macro_rules! target {
+    ($module:ident) => {
+        libfuzzer_sys::fuzz_target!(
+            init: {
+                $crate::$module::init();
+            },
+            |data: &[u8]| {
+                $crate::$module::run(data);
+            }
+        );
+    };
+}
+
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -116,48 +131,10 @@ fn write_grants(dir: &Path) {
             .expect("argon2 hash")
             .to_string()
     };
-    let grants = format!(
-        r#"
-users:
-  - name: alice
-    scram: "{scram}"
-    roles: [readers, auditors]
-  - name: bob
-    scram: "{scram}"
-    password_hash: "{cheap_hash}"
-    roles: [readers, masked]
-  - name: carol
-    scram: "{scram}"
-    roles: [pt]
-  - name: dave
-    password_hash: "{cheap_hash}"
-    roles: [readers]
-roles:
-  - name: readers
-    grant:
-      - database: IKHOSPITAL_DW
-  - name: auditors
-    grant:
-      - schema: sys
-  - name: masked
-  - name: pt
-    grant:
-      - table: dbo.dim_patient
-      - table: dbo.fact_events
-masks:
-  - table: dbo.dim_patient
-    column: name
-    function: redact
-    to: [masked]
-row_filters:
-  - table: dbo.dim_patient
-    filter: country = 'Portugal'
-    to: [pt]
-  - table: dbo.fact_events
-    filter: id_patient IN (SELECT id_patient FROM dbo.dim_patient WHERE country = 'Portugal')
-    to: [pt]
-"#
-    );
+    // The integration tests' policy: the same users, roles, masks and row filters.
+    let grants = include_str!("../../tests/it/support/grants.yaml")
+        .replace("{scram}", &scram)
+        .replace("{hash}", &cheap_hash);
     std::fs::write(dir.join("users.yaml"), grants).expect("write grants");
 }
 
@@ -233,166 +210,45 @@ impl Stats {
     }
 }
 
+/// The integration tests' tables, compiled here too so that the fuzzed server serves what the
+/// tested one does.
+#[allow(dead_code)]
+#[path = "../../tests/it/support/fixture.rs"]
+mod tables;
+
 /// The fixture: the tables the tests use, with patient names that cannot be typed by chance.
 pub mod fixture {
     use std::path::Path;
-    use std::sync::Arc;
 
-    use datafusion::arrow::array::{ArrayRef, Date32Array, Int32Array, Int64Array, StringArray};
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
-    use datafusion::arrow::record_batch::RecordBatch;
-    use lakehouse::lake::StorageLocation;
-    use lakehouse::lake::write::{WriteOptions, append};
+    use super::tables::{Table, doctors, events, patients_named};
 
     /// Number of patients.
     pub const N_PATIENTS: i32 = 40;
-    /// Countries, cycling.
-    pub const COUNTRIES: [&str; 4] = ["Portugal", "Germany", "Portugal", "Brazil"];
 
     /// The masked value of patient `i`: the name column of dim_patient.
     pub fn patient_name(i: i32) -> String {
         format!("{} Patient {i}", super::leak::MARKER_CASED)
     }
 
-    async fn write(lake: &Path, name: &str, batches: Vec<RecordBatch>) {
-        let location = StorageLocation::parse(
-            &lake
-                .join("gold/ikhospital")
-                .join(name)
-                .display()
-                .to_string(),
-            Default::default(),
-        )
-        .expect("location");
-        for batch in batches {
-            append(&location, vec![batch], &WriteOptions::default())
-                .await
-                .expect("append");
-        }
-    }
-
     /// Writes dim_patient (40), fact_events (200 in two commits) and dim_doctors (30).
     pub async fn write_lake(lake: &Path) {
         std::fs::create_dir_all(lake).expect("lake directory");
-        write(lake, "dim_patient", vec![patients(N_PATIENTS)]).await;
-        write(
-            lake,
-            "fact_events",
-            vec![events(1, 100, N_PATIENTS), events(101, 100, N_PATIENTS)],
-        )
-        .await;
-        write(lake, "dim_doctors", vec![doctors()]).await;
-    }
-
-    fn patients(n: i32) -> RecordBatch {
-        let ids: Vec<i32> = (1..=n).collect();
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("id_patient", DataType::Int32, false),
-            Field::new("name", DataType::Utf8, true),
-            Field::new("sex", DataType::Utf8, true),
-            Field::new("age", DataType::Int32, true),
-            Field::new("address", DataType::Utf8, true),
-            Field::new("country", DataType::Utf8, true),
-            Field::new("number", DataType::Utf8, true),
-            Field::new("email", DataType::Utf8, true),
-        ]));
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(Int32Array::from(ids.clone())),
-            // One null name: masks must keep NULL as NULL.
-            Arc::new(StringArray::from_iter(
-                ids.iter().map(|i| (*i != 13).then(|| patient_name(*i))),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                ids.iter().map(|i| if i % 2 == 0 { "F" } else { "M" }),
-            )),
-            Arc::new(Int32Array::from_iter_values(
-                ids.iter().map(|i| (i * 7) % 100),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                ids.iter().map(|i| format!("{i} Fake Street\nTestville")),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                ids.iter().map(|i| COUNTRIES[(*i as usize) % 4]),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                ids.iter().map(|i| format!("+000 555 {i:04}")),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                ids.iter().map(|i| format!("patient{i}@example.invalid")),
-            )),
+        let tables = [
+            Table {
+                name: "dim_patient".into(),
+                batches: vec![patients_named(N_PATIENTS, patient_name)],
+            },
+            Table {
+                name: "fact_events".into(),
+                batches: vec![events(1, 100, N_PATIENTS), events(101, 100, N_PATIENTS)],
+            },
+            Table {
+                name: "dim_doctors".into(),
+                batches: vec![doctors()],
+            },
         ];
-        RecordBatch::try_new(schema, columns).expect("patients batch")
-    }
-
-    fn events(first: i64, n: i64, n_patients: i32) -> RecordBatch {
-        let ids: Vec<i64> = (first..first + n).collect();
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int64, false),
-            Field::new("id_patient", DataType::Int32, false),
-            Field::new("age", DataType::Int32, true),
-            Field::new("id_doctor", DataType::Int32, true),
-            Field::new("id_smoke", DataType::Int32, true),
-            Field::new("symptoms", DataType::Utf8, true),
-            Field::new("date_of_service", DataType::Date32, true),
-        ]));
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(Int64Array::from(ids.clone())),
-            Arc::new(Int32Array::from_iter_values(
-                ids.iter().map(|i| (i % i64::from(n_patients)) as i32 + 1),
-            )),
-            Arc::new(Int32Array::from_iter_values(
-                ids.iter().map(|i| (i % 90) as i32),
-            )),
-            Arc::new(Int32Array::from_iter_values(
-                ids.iter().map(|i| (i % 30) as i32 + 1),
-            )),
-            Arc::new(Int32Array::from_iter(
-                ids.iter()
-                    .map(|i| (i % 4 != 0).then_some((i % 3) as i32 + 1)),
-            )),
-            Arc::new(StringArray::from_iter(
-                ids.iter().map(|i| (i % 5 != 0).then_some("Cough")),
-            )),
-            Arc::new(Date32Array::from_iter_values(
-                ids.iter().map(|i| 18_262 + (i % 1000) as i32),
-            )),
-        ];
-        RecordBatch::try_new(schema, columns).expect("events batch")
-    }
-
-    fn doctors() -> RecordBatch {
-        let ids: Vec<i32> = (1..=30).collect();
-        let areas = [
-            "Allergist",
-            "Cardiologist",
-            "Dermatologist",
-            "Oncologist",
-            "Ophthalmologist",
-            "General",
-            "Gynaecologist",
-            "Obstetrician",
-            "Urologist",
-            "Pediatrician",
-        ];
-        let shifts = ["Morning", "Evening", "Dawn"];
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("id_doctor", DataType::Int32, false),
-            Field::new("area", DataType::Utf8, true),
-            Field::new("name", DataType::Utf8, true),
-            Field::new("shift", DataType::Utf8, true),
-        ]));
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(Int32Array::from(ids.clone())),
-            Arc::new(StringArray::from_iter_values(
-                ids.iter().map(|i| areas[((i - 1) / 3) as usize]),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                ids.iter().map(|i| format!("Dr. Test {i}")),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                ids.iter().map(|i| shifts[((i - 1) % 3) as usize]),
-            )),
-        ];
-        RecordBatch::try_new(schema, columns).expect("doctors batch")
+        for table in &tables {
+            table.write(lake).await;
+        }
     }
 }

@@ -150,6 +150,10 @@ where
     }
 }
 
+#[path = "../../tests/it/support/any_cert.rs"]
+mod any_cert;
+use any_cert::AnyCertificate;
+
 /// A TLS client over `socket` (after the server's `S`), trusting any certificate: the server's
 /// is self-signed, and what is tested is the server, not the client's checks.
 pub async fn tls_connect(
@@ -171,65 +175,11 @@ pub async fn tls_connect(
         .map_err(|e| format!("TLS handshake: {e}"))
 }
 
-#[derive(Debug)]
-struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// A real login (tokio-postgres, SCRAM-SHA-256 for `bob`) and a query over the lake: the
 /// server still serves after what the fuzz input did to it.
 pub async fn real_login(addr: SocketAddr, user: &str) -> Result<(), String> {
     let work = async {
-        let mut config = tokio_postgres::Config::new();
-        config
-            .host("127.0.0.1")
-            .port(addr.port())
-            .user(user)
-            .password(PASSWORD)
-            .dbname(DATABASE);
+        let config = lakehouse::bench::client_config(addr, user, PASSWORD);
         let (client, connection) = config
             .connect(tokio_postgres::NoTls)
             .await

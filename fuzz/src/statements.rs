@@ -161,13 +161,7 @@ pub async fn run_sql(user: &str, sql: &str, checked: bool) -> Result<(), Finding
         }
         Ok(Ok(statements)) => statements,
     };
-    let single = statements.len() == 1;
-    for statement in statements {
-        let text = if single {
-            sql.to_string()
-        } else {
-            statement.to_string()
-        };
+    for (text, statement) in lakehouse::sql::shape::with_texts(sql, statements) {
         let work = async {
             let mut prepared = session.prepare(&text, statement, &[]).await?;
             if let Some(fields) = &prepared.fields {

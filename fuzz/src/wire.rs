@@ -65,6 +65,20 @@ pub fn error_fields(body: &[u8]) -> Vec<(u8, String)> {
         .collect()
 }
 
+/// The fields of an ErrorResponse, which must have PostgreSQL's required three: severity,
+/// SQLSTATE and message (clients index them).
+pub fn checked_error_fields(body: &[u8]) -> Vec<(u8, String)> {
+    let fields = error_fields(body);
+    for needed in [b'S', b'C', b'M'] {
+        assert!(
+            fields.iter().any(|(k, _)| *k == needed),
+            "ErrorResponse without field {:?}: {fields:?}",
+            needed as char
+        );
+    }
+    fields
+}
+
 /// The values of the DataRow messages in `buf` (NULLs left out). Stops at the first thing
 /// that is not a well-formed DataRow.
 pub fn data_row_values(buf: &[u8]) -> Vec<&[u8]> {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use crate::support::{PASSWORD, Setup, TestServer};
+use crate::support::{Setup, TestServer};
 
 async fn node(server: &TestServer, user: &str) -> BTreeMap<String, Vec<String>> {
     let script =
@@ -16,24 +16,15 @@ async fn node(server: &TestServer, user: &str) -> BTreeMap<String, Vec<String>> 
         .expect("npm runs");
     let mut cmd = Command::new("node");
     cmd.env("NODE_PATH", String::from_utf8_lossy(&root.stdout).trim())
-        .arg(script)
-        .arg("127.0.0.1")
-        .arg(server.addr.port().to_string())
-        .arg(user)
-        .arg(PASSWORD);
-    let stdout = crate::support::client_output(
+        .arg(script);
+    crate::support::client_facts(
         cmd,
-        &format!("node-postgres as {user}"),
+        server,
+        user,
+        "node-postgres",
         "node, pg and pg-cursor (.ci/run installs them)",
     )
-    .await;
-    stdout
-        .lines()
-        .filter_map(|l| {
-            let mut fields = l.split('\t').map(str::to_string);
-            Some((fields.next()?, fields.collect()))
-        })
-        .collect()
+    .await
 }
 
 #[tokio::test]

@@ -188,56 +188,6 @@ struct StatementResult {
     tag: String,
 }
 
-/// Accepts any certificate: Power BI checks the chain against Windows' roots, which a test has
-/// no equivalent of; the TLS version and handshake are what this test is about.
-#[derive(Debug)]
-struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// SSLRequest, then TLS 1.2 only (.NET SslStream in Npgsql 4 offers TLS 1.0–1.2, never 1.3).
 async fn tls12(port: u16) -> TlsStream<TcpStream> {
     let mut socket = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
@@ -252,7 +202,9 @@ async fn tls12(port: u16) -> TlsStream<TcpStream> {
         .with_protocol_versions(&[&rustls::version::TLS12])
         .unwrap()
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_custom_certificate_verifier(Arc::new(crate::support::any_cert::AnyCertificate(
+            provider,
+        )))
         .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
@@ -971,18 +923,7 @@ async fn power_bi_sequence_type_batch_navigator_import_and_direct_query() {
 /// Visits (rows with symptoms 'Cough') and distinct patients per doctor area, computed from
 /// the fixture's definition.
 fn expected_visits_by_area() -> BTreeMap<String, (i64, i64)> {
-    let areas = [
-        "Allergist",
-        "Cardiologist",
-        "Dermatologist",
-        "Oncologist",
-        "Ophthalmologist",
-        "General",
-        "Gynaecologist",
-        "Obstetrician",
-        "Urologist",
-        "Pediatrician",
-    ];
+    let areas = lakehouse::ingest::generate::rules::AREAS;
     let mut visits: BTreeMap<String, (i64, BTreeSet<i64>)> = BTreeMap::new();
     for id in 1..=200i64 {
         if id % 5 == 0 {

@@ -8,38 +8,21 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::support::{PASSWORD, Setup, TestServer};
+use crate::support::{Setup, TestServer};
 
 /// The facts a client printed: first field → the rest, tab-joined (the last one wins).
 async fn client(server: &TestServer, name: &str, user: &str) -> BTreeMap<String, Vec<String>> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/python_clients.py");
     let mut cmd = Command::new("python3");
-    cmd.arg(script)
-        .arg(name)
-        .arg("127.0.0.1")
-        .arg(server.addr.port().to_string())
-        .arg(user)
-        .arg(PASSWORD);
-    let stdout = crate::support::client_output(
+    cmd.arg(script).arg(name);
+    crate::support::client_facts(
         cmd,
-        &format!("{name} as {user}"),
+        server,
+        user,
+        name,
         "the Python clients (.ci/run installs them)",
     )
-    .await;
-    let mut facts = BTreeMap::new();
-    for line in stdout.lines() {
-        let mut fields = line.split('\t').map(str::to_string);
-        if let Some(key) = fields.next() {
-            let values: Vec<String> = fields.collect();
-            let key = if key == "copy" {
-                format!("copy {}", values.first().cloned().unwrap_or_default())
-            } else {
-                key
-            };
-            facts.insert(key, values);
-        }
-    }
-    facts
+    .await
 }
 
 fn tls_required() -> Setup {

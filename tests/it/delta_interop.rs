@@ -595,14 +595,8 @@ async fn session_time_zones_work_as_in_postgres() {
     assert_eq!(rows(&alice, query).await, lisbon, "SET TIME ZONE");
 
     // The same from the startup packet, as psql's PGTZ and pgJDBC send it.
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host("127.0.0.1")
-        .port(server.addr.port())
-        .user("bob")
-        .password(crate::support::PASSWORD)
-        .dbname("IKHOSPITAL_DW")
-        .options("-c TimeZone=Europe/Lisbon");
+    let mut config = lakehouse::bench::client_config(server.addr, "bob", crate::support::PASSWORD);
+    config.options("-c TimeZone=Europe/Lisbon");
     let (bob, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
     assert_eq!(rows(&bob, query).await, lisbon, "startup TimeZone");

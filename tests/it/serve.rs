@@ -195,13 +195,8 @@ async fn authentication_failures_look_the_same() {
         "password authentication failed for user \"mallory\""
     );
     // Unknown database.
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host("127.0.0.1")
-        .port(server.addr.port())
-        .user("alice")
-        .password(PASSWORD)
-        .dbname("postgres");
+    let mut config = lakehouse::bench::client_config(server.addr, "alice", PASSWORD);
+    config.dbname("postgres");
     let Err(err) = config.connect(tokio_postgres::NoTls).await else {
         panic!("connected to an unknown database")
     };

@@ -500,29 +500,10 @@ struct StreamChild {
 
 impl StreamChild {
     async fn spawn(config: &Path, ready: &str) -> StreamChild {
-        use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lakehouse"))
-            .arg("stream")
-            .arg("--config")
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = tokio::io::BufReader::new(stderr).lines();
-        tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if line.contains(ready) {
-                    return;
-                }
-            }
-            panic!("lakehouse stream exited before connecting");
+        let (child, ()) = crate::support::spawn_until("stream", config, |line| {
+            line.contains(ready).then_some(())
         })
-        .await
-        .expect("lakehouse stream did not connect within 30 s");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        .await;
         StreamChild { child }
     }
 

@@ -1,4 +1,8 @@
-//! Small Delta tables written through `lake::write`, with obviously fake patients.
+//! Small Delta tables written through `lake::write`, with obviously fake patients; doctors'
+//! areas and shifts are the generator's (`ingest::generate::rules`).
+//!
+//! The fuzz crate compiles this file too (`fuzz/src/lib.rs`), so the fuzzed server and the
+//! tested one serve the same tables.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -6,6 +10,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, Date32Array, Int32Array, Int64Array, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
+use lakehouse::ingest::generate::rules::{AREAS, SHIFTS};
 use lakehouse::lake::StorageLocation;
 use lakehouse::lake::write::{WriteOptions, append};
 
@@ -44,6 +49,11 @@ pub const COUNTRIES: [&str; 4] = ["Portugal", "Germany", "Portugal", "Brazil"];
 
 /// Patients 1..=n: `Test Patient <i>`, countries cycling through [`COUNTRIES`].
 pub fn patients(n: i32) -> RecordBatch {
+    patients_named(n, |i| format!("Test Patient {i}"))
+}
+
+/// Patients 1..=n named by `name` (the fuzz targets' names carry their leak marker).
+pub fn patients_named(n: i32, name: impl Fn(i32) -> String) -> RecordBatch {
     let ids: Vec<i32> = (1..=n).collect();
     let schema = Arc::new(Schema::new(vec![
         Field::new("id_patient", DataType::Int32, false),
@@ -57,9 +67,7 @@ pub fn patients(n: i32) -> RecordBatch {
     ]));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int32Array::from(ids.clone())),
-        Arc::new(StringArray::from_iter_values(
-            ids.iter().map(|i| format!("Test Patient {i}")),
-        )),
+        Arc::new(StringArray::from_iter_values(ids.iter().map(|i| name(*i)))),
         Arc::new(StringArray::from_iter_values(
             ids.iter().map(|i| if i % 2 == 0 { "F" } else { "M" }),
         )),
@@ -122,19 +130,6 @@ pub fn events(first: i64, n: i64, n_patients: i32) -> RecordBatch {
 /// Doctors 1..=30.
 pub fn doctors() -> RecordBatch {
     let ids: Vec<i32> = (1..=30).collect();
-    let areas = [
-        "Allergist",
-        "Cardiologist",
-        "Dermatologist",
-        "Oncologist",
-        "Ophthalmologist",
-        "General",
-        "Gynaecologist",
-        "Obstetrician",
-        "Urologist",
-        "Pediatrician",
-    ];
-    let shifts = ["Morning", "Evening", "Dawn"];
     let schema = Arc::new(Schema::new(vec![
         Field::new("id_doctor", DataType::Int32, false),
         Field::new("area", DataType::Utf8, true),
@@ -144,13 +139,13 @@ pub fn doctors() -> RecordBatch {
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int32Array::from(ids.clone())),
         Arc::new(StringArray::from_iter_values(
-            ids.iter().map(|i| areas[((i - 1) / 3) as usize]),
+            ids.iter().map(|i| AREAS[((i - 1) / 3) as usize]),
         )),
         Arc::new(StringArray::from_iter_values(
             ids.iter().map(|i| format!("Dr. Test {i}")),
         )),
         Arc::new(StringArray::from_iter_values(
-            ids.iter().map(|i| shifts[((i - 1) % 3) as usize]),
+            ids.iter().map(|i| SHIFTS[((i - 1) % 3) as usize]),
         )),
     ];
     RecordBatch::try_new(schema, columns).unwrap()

@@ -1,5 +1,6 @@
 //! Test servers over temporary lakes, and clients to talk to them.
 
+pub mod any_cert;
 pub mod delta_protocol;
 pub mod fixture;
 
@@ -55,47 +56,8 @@ impl Default for Setup {
 /// An admin `alice` (everything), a reader `bob` (masked names, no sys) and `carol` (Portugal
 /// rows of patients only).
 pub fn default_grants() -> String {
-    r#"
-users:
-  - name: alice
-    scram: "{scram}"
-    roles: [readers, auditors]
-  - name: bob
-    scram: "{scram}"
-    password_hash: "{hash}"
-    roles: [readers, masked]
-  - name: carol
-    scram: "{scram}"
-    roles: [pt]
-  - name: dave
-    password_hash: "{hash}"
-    roles: [readers]
-roles:
-  - name: readers
-    grant:
-      - database: IKHOSPITAL_DW
-  - name: auditors
-    grant:
-      - schema: sys
-  - name: masked
-  - name: pt
-    grant:
-      - table: dbo.dim_patient
-      - table: dbo.fact_events
-masks:
-  - table: dbo.dim_patient
-    column: name
-    function: redact
-    to: [masked]
-row_filters:
-  - table: dbo.dim_patient
-    filter: country = 'Portugal'
-    to: [pt]
-  - table: dbo.fact_events
-    filter: id_patient IN (SELECT id_patient FROM dbo.dim_patient WHERE country = 'Portugal')
-    to: [pt]
-"#
-    .to_string()
+    // Shared with the fuzz targets' server (`fuzz/src/lib.rs`).
+    include_str!("grants.yaml").to_string()
 }
 
 fn credentials() -> (String, String) {
@@ -234,35 +196,49 @@ pub struct ChildServer {
     _dir: tempfile::TempDir,
 }
 
+/// Runs `lakehouse <command> --config <config>` with its log on a pipe, and waits (30 s at
+/// most) for the first log line `found` makes something of; the log keeps being drained so the
+/// child never blocks on a full pipe.
+pub async fn spawn_until<T>(
+    command: &str,
+    config: &std::path::Path,
+    mut found: impl FnMut(&str) -> Option<T>,
+) -> (tokio::process::Child, T) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lakehouse"))
+        .arg(command)
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let value = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(value) = found(&line) {
+                return value;
+            }
+        }
+        panic!("lakehouse {command} exited before it was ready");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("lakehouse {command} was not ready within 30 s"));
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, value)
+}
+
 impl ChildServer {
     /// Starts the built binary on a setup and waits until it listens.
     pub async fn spawn(mut setup: Setup) -> ChildServer {
-        use tokio::io::AsyncBufReadExt;
         let (dir, config_path) = prepare(&mut setup).await;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lakehouse"))
-            .arg("serve")
-            .arg("--config")
-            .arg(&config_path)
-            .env("RUST_LOG", "info")
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = tokio::io::BufReader::new(stderr).lines();
-        let addr = tokio::time::timeout(std::time::Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some(rest) = line.split("listen=").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap();
-                    return addr.parse::<SocketAddr>().unwrap();
-                }
-            }
-            panic!("server exited before listening");
+        let (child, addr) = spawn_until("serve", &config_path, |line| {
+            let rest = line.split("listen=").nth(1)?;
+            rest.split_whitespace().next()?.parse::<SocketAddr>().ok()
         })
-        .await
-        .expect("server did not start within 30 s");
-        // Keep draining the log so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        .await;
         ChildServer {
             child,
             addr,
@@ -317,13 +293,7 @@ pub async fn connect_to(
     user: &str,
     password: &str,
 ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host("127.0.0.1")
-        .port(addr.port())
-        .user(user)
-        .password(password)
-        .dbname("IKHOSPITAL_DW");
+    let config = lakehouse::bench::client_config(addr, user, password);
     let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
     tokio::spawn(async move {
         let _ = connection.await;
@@ -343,17 +313,8 @@ pub async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<
     client
         .simple_query(sql)
         .await
+        .map(lakehouse::bench::engine::text_rows)
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).map(str::to_string))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
 }
 
 /// The SQLSTATE of a failing simple query.
@@ -382,4 +343,35 @@ pub async fn client_output(mut cmd: std::process::Command, what: &str, install: 
         "{description} failed (needs {install}):\n{stderr}\n{stdout}"
     );
     stdout
+}
+
+/// Runs a client script of `tests/clients` against `server` as `user` (host, port, user and
+/// password appended as its last arguments): the facts it printed, one per line, first field
+/// (the fact's name) first, the rest as printed. The last line of a name wins.
+pub async fn client_facts(
+    mut cmd: std::process::Command,
+    server: &TestServer,
+    user: &str,
+    what: &str,
+    install: &str,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    cmd.arg("127.0.0.1")
+        .arg(server.addr.port().to_string())
+        .arg(user)
+        .arg(PASSWORD);
+    let stdout = client_output(cmd, &format!("{what} as {user}"), install).await;
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split('\t').map(str::to_string);
+            let key = fields.next()?;
+            let values: Vec<String> = fields.collect();
+            // One fact per COPY format.
+            let key = match (key.as_str(), values.first()) {
+                ("copy", Some(format)) => format!("copy {format}"),
+                _ => key,
+            };
+            Some((key, values))
+        })
+        .collect()
 }
