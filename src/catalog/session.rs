@@ -605,7 +605,7 @@ pub struct GeneratedSchema {
     pub name: &'static str,
     /// Its tables.
     pub tables: &'static [SystemTableDef],
-    /// Tables with no rows by construction (see [`EmptySystemRelations`]).
+    /// Tables with no rows by construction (see [`EmptySystemRelations`](crate::catalog::system::EmptySystemRelations)).
     pub empty: &'static [&'static str],
     /// Whether unqualified names resolve here before `search_path` (PostgreSQL's `pg_catalog`).
     pub searched_first: bool,

@@ -78,11 +78,7 @@ async fn container_with_sas(port: u16, container: &str) -> String {
         .output()
         .await
         .unwrap();
-    assert!(
-        output.status.success(),
-        "azure-storage-blob (pip) must be installed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    crate::support::succeeded(&output, "azure-storage-blob (pip) must be installed");
     String::from_utf8(output.stdout).unwrap().trim().to_string()
 }
 

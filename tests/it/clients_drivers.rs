@@ -27,13 +27,6 @@ fn facts<'a>(lines: &'a [Vec<String>], kind: &str) -> Vec<Vec<&'a str>> {
         .collect()
 }
 
-fn tls_required() -> Setup {
-    Setup {
-        server_yaml: "  tls:\n    mode: require\n".to_string(),
-        ..Default::default()
-    }
-}
-
 const JDBC_JAR: &str = "/usr/share/java/postgresql.jar";
 
 #[tokio::test]
@@ -42,7 +35,7 @@ async fn pgjdbc_lists_tables_and_columns() {
         std::path::Path::new(JDBC_JAR).exists(),
         "pgJDBC is missing: apt-get install libpostgresql-jdbc-java (and a JDK for javac)"
     );
-    let server = TestServer::start_with(tls_required()).await;
+    let server = TestServer::start_with(Setup::tls_required()).await;
     let classes = tempfile::tempdir().unwrap();
     let mut javac = Command::new("javac");
     javac
@@ -110,7 +103,7 @@ async fn pgjdbc_lists_tables_and_columns() {
 
 #[tokio::test]
 async fn psqlodbc_lists_tables_and_columns() {
-    let server = TestServer::start_with(tls_required()).await;
+    let server = TestServer::start_with(Setup::tls_required()).await;
     let mut python = Command::new("python3");
     python
         .arg(clients_dir().join("odbc_catalog.py"))

@@ -29,11 +29,7 @@ async fn node(server: &TestServer, user: &str) -> BTreeMap<String, Vec<String>> 
 
 #[tokio::test]
 async fn node_postgres_queries_cursors_and_types() {
-    let server = TestServer::start_with(Setup {
-        server_yaml: "  tls:\n    mode: require\n".to_string(),
-        ..Default::default()
-    })
-    .await;
+    let server = TestServer::start_with(Setup::tls_required()).await;
     let bob = node(&server, "bob").await;
     assert_eq!(
         bob["tables"],

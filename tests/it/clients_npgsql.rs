@@ -547,13 +547,6 @@ fn numeric(bytes: &[u8]) -> String {
 
 // ---------------------------------------------------------------------------------------------
 
-fn tls_required() -> Setup {
-    Setup {
-        server_yaml: "  tls:\n    mode: require\n".to_string(),
-        ..Default::default()
-    }
-}
-
 /// The navigator's statements (clients.md §1.3), CRLF line endings as the Mashup engine sends.
 fn navigator(sql: &str) -> String {
     sql.trim().replace('\n', "\r\n")
@@ -561,7 +554,7 @@ fn navigator(sql: &str) -> String {
 
 #[tokio::test]
 async fn power_bi_sequence_type_batch_navigator_import_and_direct_query() {
-    let server = TestServer::start_with(tls_required()).await;
+    let server = TestServer::start_with(Setup::tls_required()).await;
     let port = server.addr.port();
     let mut pbi = Npgsql::connect(port, "alice").await;
 
@@ -943,7 +936,7 @@ fn expected_visits_by_area() -> BTreeMap<String, (i64, i64)> {
 
 #[tokio::test]
 async fn power_bi_navigator_lists_exactly_the_users_tables() {
-    let server = TestServer::start_with(tls_required()).await;
+    let server = TestServer::start_with(Setup::tls_required()).await;
     let mut pbi = Npgsql::connect(server.addr.port(), "carol").await;
     let r = pbi
         .command(
@@ -981,7 +974,7 @@ async fn power_bi_navigator_lists_exactly_the_users_tables() {
 
 #[tokio::test]
 async fn pipelined_groups_answer_in_order_and_skip_to_sync_after_an_error() {
-    let server = TestServer::start_with(tls_required()).await;
+    let server = TestServer::start_with(Setup::tls_required()).await;
     let mut pbi = Npgsql::connect(server.addr.port(), "alice").await;
     let bytes = [
         npgsql_statement("select 1 as a", 1),
@@ -1039,7 +1032,7 @@ async fn pipelined_groups_answer_in_order_and_skip_to_sync_after_an_error() {
 
 #[tokio::test]
 async fn cancel_request_arrives_on_a_new_tls_connection() {
-    let server = TestServer::start_with(tls_required()).await;
+    let server = TestServer::start_with(Setup::tls_required()).await;
     let port = server.addr.port();
     let mut pbi = Npgsql::connect(port, "alice").await;
     let bytes = [
@@ -1144,7 +1137,7 @@ fn all_types() -> fixture::Table {
 
 #[tokio::test]
 async fn binary_results_for_every_delta_type() {
-    let mut setup = tls_required();
+    let mut setup = Setup::tls_required();
     setup.tables.push(all_types());
     let server = TestServer::start_with(setup).await;
     let mut pbi = Npgsql::connect(server.addr.port(), "alice").await;

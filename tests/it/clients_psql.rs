@@ -29,16 +29,9 @@ async fn psql(server: &TestServer, user: &str, commands: &[&str]) -> String {
     stdout
 }
 
-fn tls_required() -> Setup {
-    Setup {
-        server_yaml: "  tls:\n    mode: require\n".to_string(),
-        ..Default::default()
-    }
-}
-
 #[tokio::test]
 async fn psql_backslash_commands() {
-    let server = TestServer::start_with(tls_required()).await;
+    let server = TestServer::start_with(Setup::tls_required()).await;
 
     let out = psql(&server, "alice", &["\\l"]).await;
     assert!(

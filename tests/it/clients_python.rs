@@ -25,13 +25,6 @@ async fn client(server: &TestServer, name: &str, user: &str) -> BTreeMap<String,
     .await
 }
 
-fn tls_required() -> Setup {
-    Setup {
-        server_yaml: "  tls:\n    mode: require\n".to_string(),
-        ..Default::default()
-    }
-}
-
 fn fact<'a>(facts: &'a BTreeMap<String, Vec<String>>, key: &str) -> Vec<&'a str> {
     facts
         .get(key)
@@ -84,7 +77,7 @@ fn check_common(name: &str, user: &str, facts: &BTreeMap<String, Vec<String>>) {
 
 #[tokio::test]
 async fn psycopg3_queries_binary_results_and_copy_in_three_formats() {
-    let server = TestServer::start_with(tls_required()).await;
+    let server = TestServer::start_with(Setup::tls_required()).await;
     for user in ["bob", "carol"] {
         let facts = client(&server, "psycopg", user).await;
         check_common("psycopg", user, &facts);
@@ -107,7 +100,7 @@ async fn psycopg3_queries_binary_results_and_copy_in_three_formats() {
 
 #[tokio::test]
 async fn psycopg2_queries_and_copy_expert() {
-    let server = TestServer::start_with(tls_required()).await;
+    let server = TestServer::start_with(Setup::tls_required()).await;
     for user in ["bob", "carol"] {
         let facts = client(&server, "psycopg2", user).await;
         check_common("psycopg2", user, &facts);
@@ -118,7 +111,7 @@ async fn psycopg2_queries_and_copy_expert() {
 
 #[tokio::test]
 async fn asyncpg_connects_prepares_and_copies() {
-    let server = TestServer::start_with(tls_required()).await;
+    let server = TestServer::start_with(Setup::tls_required()).await;
     for user in ["bob", "carol"] {
         let facts = client(&server, "asyncpg", user).await;
         check_common("asyncpg", user, &facts);
@@ -135,7 +128,7 @@ async fn asyncpg_connects_prepares_and_copies() {
 
 #[tokio::test]
 async fn sqlalchemy_inspector_and_autoload_with_both_dialects() {
-    let server = TestServer::start_with(tls_required()).await;
+    let server = TestServer::start_with(Setup::tls_required()).await;
     for dialect in ["sqlalchemy-psycopg", "sqlalchemy-psycopg2"] {
         for user in ["bob", "carol"] {
             let facts = client(&server, dialect, user).await;
@@ -179,7 +172,7 @@ async fn sqlalchemy_inspector_and_autoload_with_both_dialects() {
 
 #[tokio::test]
 async fn pandas_read_sql_and_read_sql_table() {
-    let server = TestServer::start_with(tls_required()).await;
+    let server = TestServer::start_with(Setup::tls_required()).await;
     for user in ["bob", "carol"] {
         let facts = client(&server, "pandas", user).await;
         check_common("pandas", user, &facts);
@@ -194,7 +187,7 @@ async fn pandas_read_sql_and_read_sql_table() {
 
 #[tokio::test]
 async fn polars_read_database_uri_with_connectorx_and_adbc() {
-    let server = TestServer::start_with(tls_required()).await;
+    let server = TestServer::start_with(Setup::tls_required()).await;
     for engine in ["polars-connectorx", "polars-adbc"] {
         for user in ["bob", "carol"] {
             let facts = client(&server, engine, user).await;

@@ -125,11 +125,7 @@ async fn demo_serves_the_overview_report_and_reuses_its_directory() {
             .await
             .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "report failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::support::succeeded(&out, "the psql report");
     // Headline figures: the default size, like the original.
     let mut lines = stdout.lines();
     assert_eq!(lines.next(), Some("patients|visits|doctors"), "{stdout}");
@@ -171,11 +167,7 @@ async fn demo_serves_the_overview_report_and_reuses_its_directory() {
         .output()
         .unwrap();
     let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::support::succeeded(&out, "psql");
     assert_eq!(name, "****", "dim_patient.name is redacted for PBI_Reader");
 
     // The simulated pharmacy device trickles events through the HTTP source into gold.
@@ -190,11 +182,7 @@ async fn demo_serves_the_overview_report_and_reuses_its_directory() {
             .env("PGPASSWORD", "pbi-reader-demo")
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::support::succeeded(&out, "psql");
         let n: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
         if n > 0 {
             break;
@@ -224,11 +212,7 @@ async fn demo_serves_the_overview_report_and_reuses_its_directory() {
         tokio::task::spawn_blocking(move || psql_report(port, "PBI_Reader", "pbi-reader-demo"))
             .await
             .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::support::succeeded(&out, "the psql report");
     assert!(String::from_utf8_lossy(&out.stdout).contains("\n1500|6000|"));
     again.child.kill().await.unwrap();
 }

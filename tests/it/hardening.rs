@@ -382,11 +382,7 @@ async fn idle_connection(addr: std::net::SocketAddr) -> TcpStream {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_that_never_authenticate_cannot_starve_sessions() {
-    let server = TestServer::start_with(Setup {
-        server_yaml: "  max_connections: 20\n  max_startup_connections: 8\n  authentication_timeout: 2s\n  tls:\n    mode: prefer\n"
-            .to_string(),
-        ..Setup::default()
-    })
+    let server = TestServer::start_with(Setup::server("  max_connections: 20\n  max_startup_connections: 8\n  authentication_timeout: 2s\n  tls:\n    mode: prefer\n"))
     .await;
     // 200 connections that idle before their startup message, and some that stop halfway
     // through a SCRAM exchange.
@@ -429,10 +425,9 @@ async fn connections_that_never_authenticate_cannot_starve_sessions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_beyond_max_connections_get_an_error_response() {
-    let server = TestServer::start_with(Setup {
-        server_yaml: "  max_connections: 2\n  tls:\n    mode: prefer\n".to_string(),
-        ..Setup::default()
-    })
+    let server = TestServer::start_with(Setup::server(
+        "  max_connections: 2\n  tls:\n    mode: prefer\n",
+    ))
     .await;
     let _first = server.connect("alice").await;
     let _second = server.connect("bob").await;
@@ -684,10 +679,9 @@ async fn malformed_protocol_messages_get_08p01_before_and_after_authentication()
 /// cancelled with 53200, the process stays under the budget and keeps serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_hungry_queries_are_cancelled_before_the_process_is_at_risk() {
-    let server = ChildServer::spawn(Setup {
-        server_yaml: "  max_memory: 1GiB\n  tls:\n    mode: prefer\n".to_string(),
-        ..Setup::default()
-    })
+    let server = ChildServer::spawn(Setup::server(
+        "  max_memory: 1GiB\n  tls:\n    mode: prefer\n",
+    ))
     .await;
     let client = server.connect("alice").await;
     assert_eq!(rows(&client, "select 1").await, count(1));

@@ -53,10 +53,9 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_what_happened() {
-    let server = TestServer::start_with(Setup {
-        server_yaml: "  tls:\n    mode: prefer\nmetrics:\n  listen: 127.0.0.1:0\n".to_string(),
-        ..Setup::default()
-    })
+    let server = TestServer::start_with(Setup::server(
+        "  tls:\n    mode: prefer\nmetrics:\n  listen: 127.0.0.1:0\n",
+    ))
     .await;
     let metrics = server.metrics_addr.expect("metrics.listen is set");
     let before = http_get(metrics, "/metrics").await;

@@ -31,11 +31,7 @@ async fn ten_million_rows_stream_in_bounded_memory() {
         .output()
         .await
         .unwrap();
-    assert!(
-        warm.status.success(),
-        "{}",
-        String::from_utf8_lossy(&warm.stderr)
-    );
+    crate::support::succeeded(&warm, "psql");
     let baseline = server.rss();
 
     // Simple protocol (psql), text rows, discarded by the client as they arrive.
@@ -49,11 +45,7 @@ async fn ten_million_rows_stream_in_bounded_memory() {
     )
     .await;
     let output = output.unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    crate::support::succeeded(&output, "psql");
     let growth = peak.saturating_sub(baseline);
     eprintln!(
         "psql, 10M rows: {:.1} s, RSS baseline {} MB, peak {} MB, growth {} MB",

@@ -209,10 +209,9 @@ async fn authentication_failures_look_the_same() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_over_tls_with_scram() {
-    let server = TestServer::start_with(Setup {
-        server_yaml: "  tls:\n    mode: require\n    self_signed_dir: tls\n".to_string(),
-        ..Setup::default()
-    })
+    let server = TestServer::start_with(Setup::server(
+        "  tls:\n    mode: require\n    self_signed_dir: tls\n",
+    ))
     .await;
     let output = Command::new("psql")
         .arg(server.url("alice", "require"))
@@ -258,11 +257,7 @@ async fn psql_over_tls_with_scram() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn libpq_demanding_scram_logs_in_and_cleartext_needs_tls() {
-    let server = TestServer::start_with(Setup {
-        server_yaml: "  tls:\n    mode: prefer\n".to_string(),
-        ..Setup::default()
-    })
-    .await;
+    let server = TestServer::start_with(Setup::server("  tls:\n    mode: prefer\n")).await;
     // psycopg's libpq (>= 16) understands require_auth.
     let script = format!(
         "import psycopg\n\
@@ -414,11 +409,9 @@ async fn statement_timeout_and_cancel_stop_execution() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_connections_and_memory() {
-    let server = TestServer::start_with(Setup {
-        server_yaml: "  max_connections: 2\n  query_memory_limit: 1MiB\n  tls:\n    mode: prefer\n"
-            .to_string(),
-        ..Setup::default()
-    })
+    let server = TestServer::start_with(Setup::server(
+        "  max_connections: 2\n  query_memory_limit: 1MiB\n  tls:\n    mode: prefer\n",
+    ))
     .await;
     let first = server.connect("alice").await;
     let _second = server.connect("alice").await;

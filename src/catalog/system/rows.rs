@@ -7,9 +7,10 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, ListBuilder, StringBuilder,
+    ArrayRef, BooleanArray, Float64Array, Int64Array, ListArray, ListBuilder, StringArray,
+    StringBuilder,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{DataFusionError, Result};
 
@@ -177,10 +178,6 @@ impl<T: Into<V>> From<Option<T>> for V {
 pub fn build(schema: &SchemaRef, rows: &[Vec<V>]) -> Result<RecordBatch> {
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for (idx, field) in schema.fields().iter().enumerate() {
-        let cell = |row: &Vec<V>| row.get(idx).cloned().unwrap_or(V::Null);
-        let bad = |v: &V| {
-            DataFusionError::Internal(format!("system table column {} got {v:?}", field.name()))
-        };
         let array: ArrayRef = match field.data_type() {
             // Integers and instants are built as int8, range-checked, and cast to the
             // column's type by `align`; floats as float8.
@@ -189,81 +186,54 @@ pub fn build(schema: &SchemaRef, rows: &[Vec<V>]) -> Result<RecordBatch> {
             | DataType::Int32
             | DataType::Int64
             | DataType::Timestamp(TimeUnit::Microsecond, _) => {
-                let mut b = Int64Builder::with_capacity(rows.len());
-                for row in rows {
-                    match cell(row) {
-                        V::Null => b.append_null(),
-                        V::I(i) if fits(field.data_type(), i) => b.append_value(i),
-                        v => return Err(bad(&v)),
-                    }
-                }
-                Arc::new(b.finish())
+                Arc::new(Int64Array::from(cells(rows, idx, field, |v| match v {
+                    V::I(i) if fits(field.data_type(), *i) => Some(*i),
+                    _ => None,
+                })?))
             }
             DataType::Float32 | DataType::Float64 => {
-                let mut b = Float64Builder::with_capacity(rows.len());
-                for row in rows {
-                    match cell(row) {
-                        V::Null => b.append_null(),
-                        V::F(f) => b.append_value(f),
-                        V::I(i) => b.append_value(i as f64),
-                        v => return Err(bad(&v)),
-                    }
-                }
-                Arc::new(b.finish())
+                Arc::new(Float64Array::from(cells(rows, idx, field, |v| match v {
+                    V::F(f) => Some(*f),
+                    V::I(i) => Some(*i as f64),
+                    _ => None,
+                })?))
             }
             DataType::Boolean => {
-                let mut b = BooleanBuilder::with_capacity(rows.len());
-                for row in rows {
-                    match cell(row) {
-                        V::Null => b.append_null(),
-                        V::B(v) => b.append_value(v),
-                        v => return Err(bad(&v)),
-                    }
-                }
-                Arc::new(b.finish())
+                Arc::new(BooleanArray::from(cells(rows, idx, field, |v| match v {
+                    V::B(b) => Some(*b),
+                    _ => None,
+                })?))
             }
-            DataType::Utf8 => {
-                let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 8);
-                for row in rows {
-                    match cell(row) {
-                        V::Null => b.append_null(),
-                        V::S(s) => b.append_value(s),
-                        v => return Err(bad(&v)),
-                    }
-                }
-                Arc::new(b.finish())
-            }
+            DataType::Utf8 => Arc::new(StringArray::from(cells(rows, idx, field, |v| match v {
+                V::S(s) => Some(s.clone()),
+                _ => None,
+            })?)),
             DataType::List(item) => match item.data_type() {
                 // Built as int8 lists, range-checked, then cast to the item type by `align`.
                 item_type @ (DataType::Int16 | DataType::UInt32) => {
-                    let mut b = ListBuilder::new(Int64Builder::new());
-                    for row in rows {
-                        match cell(row) {
-                            V::Null => b.append_null(),
-                            V::IL(values) => {
-                                if let Some(v) = values.iter().find(|v| !fits(item_type, **v)) {
-                                    return Err(bad(&V::I(*v)));
-                                }
-                                b.values().append_slice(&values);
-                                b.append(true);
-                            }
-                            v => return Err(bad(&v)),
-                        }
-                    }
-                    Arc::new(b.finish())
+                    let lists = cells(rows, idx, field, |v| match v {
+                        V::IL(l) if l.iter().all(|i| fits(item_type, *i)) => Some(l.clone()),
+                        _ => None,
+                    })?;
+                    Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(
+                        lists
+                            .into_iter()
+                            .map(|l| l.map(|l| l.into_iter().map(Some))),
+                    ))
                 }
                 DataType::Utf8 => {
+                    let lists = cells(rows, idx, field, |v| match v {
+                        V::SL(l) => Some(l.clone()),
+                        _ => None,
+                    })?;
                     let mut b = ListBuilder::new(StringBuilder::new());
-                    for row in rows {
-                        match cell(row) {
-                            V::Null => b.append_null(),
-                            V::SL(values) => {
-                                for v in values {
-                                    b.values().append_value(v);
-                                }
+                    for list in lists {
+                        match list {
+                            Some(values) => {
+                                b.values().extend(values.into_iter().map(Some));
                                 b.append(true);
                             }
-                            v => return Err(bad(&v)),
+                            None => b.append_null(),
                         }
                     }
                     Arc::new(b.finish())
@@ -284,6 +254,23 @@ pub fn build(schema: &SchemaRef, rows: &[Vec<V>]) -> Result<RecordBatch> {
         columns.push(align(array, field.data_type())?);
     }
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// The cells of column `idx`: `get` reads a non-NULL cell (`None`: not this column's kind).
+fn cells<T>(
+    rows: &[Vec<V>],
+    idx: usize,
+    field: &Field,
+    get: impl Fn(&V) -> Option<T>,
+) -> Result<Vec<Option<T>>> {
+    rows.iter()
+        .map(|row| match row.get(idx).unwrap_or(&V::Null) {
+            V::Null => Ok(None),
+            v => get(v).map(Some).ok_or_else(|| {
+                DataFusionError::Internal(format!("system table column {} got {v:?}", field.name()))
+            }),
+        })
+        .collect()
 }
 
 /// Whether an integer fits a column of `data_type` (checked before `align` casts to it).

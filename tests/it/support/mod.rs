@@ -53,6 +53,21 @@ impl Default for Setup {
     }
 }
 
+impl Setup {
+    /// The default setup with another `server:` section body (`yaml`, indented by two).
+    pub fn server(yaml: &str) -> Setup {
+        Setup {
+            server_yaml: yaml.to_string(),
+            ..Setup::default()
+        }
+    }
+
+    /// The default setup with TLS required, as the clients' tests run.
+    pub fn tls_required() -> Setup {
+        Setup::server("  tls:\n    mode: require\n")
+    }
+}
+
 /// An admin `alice` (everything), a reader `bob` (masked names, no sys) and `carol` (Portugal
 /// rows of patients only).
 pub fn default_grants() -> String {
@@ -374,4 +389,14 @@ pub async fn client_facts(
             Some((key, values))
         })
         .collect()
+}
+
+/// Fails the test unless a child process succeeded, showing `what` it was and what it printed.
+pub fn succeeded(output: &std::process::Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
 }
