@@ -399,14 +399,8 @@ async fn maintenance_loop(
     use crate::lake::maintain;
     let target = spec.target_size.map_or(128 << 20, |s| s.0);
     let vacuum = spec.vacuum.unwrap_or(true);
-    let mut ticker = tokio::time::interval(spec.every.0);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
+    let mut period = crate::periodic::Periodic::new(spec.every.0, shutdown);
+    while period.next().await {
         let root = match crate::catalog::spec::lake_location(&config) {
             Ok(root) => root,
             Err(err) => return tracing::error!(error = %err, "maintenance stopped"),

@@ -30,6 +30,7 @@ pub mod demo;
 pub mod ingest;
 pub mod lake;
 pub mod metrics;
+pub mod periodic;
 pub mod pg;
 pub mod policy;
 pub mod server;

@@ -343,6 +343,19 @@ mod tests {
         format!("{without_proof},p={}", B64.encode(proof))
     }
 
+    /// A whole SCRAM exchange against `verifier` with `password` and the client nonce `nonce`.
+    fn scram_login(
+        verifier: &ScramVerifier,
+        password: &str,
+        nonce: &str,
+    ) -> Result<Vec<u8>, Error> {
+        let mut exchange = ScramExchange::new(verifier.clone());
+        let bare = format!("n=*,r={nonce}");
+        let first = exchange.client_first(format!("n,,{bare}").as_bytes());
+        let server_first = String::from_utf8(first.unwrap()).unwrap();
+        exchange.client_final(client_final(password, &server_first, &bare).as_bytes())
+    }
+
     #[test]
     fn round_trip_and_wrong_password() {
         let verifier = ScramVerifier::generate("pbi-reader-demo", 4096);
@@ -350,16 +363,7 @@ mod tests {
         assert_eq!(ScramVerifier::parse(&text).unwrap(), verifier);
 
         for (password, ok) in [("pbi-reader-demo", true), ("wrong", false)] {
-            let mut exchange = ScramExchange::new(verifier.clone());
-            let bare = "n=*,r=abcdefghijkl";
-            let server_first = String::from_utf8(
-                exchange
-                    .client_first(format!("n,,{bare}").as_bytes())
-                    .unwrap(),
-            )
-            .unwrap();
-            let final_message = client_final(password, &server_first, bare);
-            let result = exchange.client_final(final_message.as_bytes());
+            let result = scram_login(&verifier, password, "abcdefghijkl");
             assert_eq!(result.is_ok(), ok, "{password}");
             if !ok {
                 assert_eq!(result.unwrap_err(), Error::WrongPassword);
@@ -379,16 +383,7 @@ mod tests {
             ScramVerifier::from_password("secret", &salt, 4096),
             verifier
         );
-        let mut exchange = ScramExchange::new(verifier);
-        let bare = "n=*,r=0123456789";
-        let server_first = String::from_utf8(
-            exchange
-                .client_first(format!("n,,{bare}").as_bytes())
-                .unwrap(),
-        )
-        .unwrap();
-        let final_message = client_final("secret", &server_first, bare);
-        assert!(exchange.client_final(final_message.as_bytes()).is_ok());
+        assert!(scram_login(&verifier, "secret", "0123456789").is_ok());
         assert!(ScramVerifier::parse("md5abc").is_err());
     }
 

@@ -472,14 +472,8 @@ impl Registry {
         interval: Duration,
         shutdown: tokio_util::sync::CancellationToken,
     ) {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticker.tick().await;
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = ticker.tick() => {}
-            }
+        let mut period = crate::periodic::Periodic::new(interval, shutdown);
+        while period.next().await {
             let started = SystemTime::now();
             let report = self.refresh().await;
             if !report.is_empty() {

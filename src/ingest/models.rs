@@ -100,24 +100,16 @@ pub struct Models {
 impl Models {
     /// The models compiled into the binary.
     pub fn builtin() -> Result<Models, Diagnostics> {
-        let silver = BUILTIN_SILVER
-            .iter()
-            .map(|(file, text)| {
-                (
-                    PathBuf::from(format!("<builtin>/sql/silver/{file}")),
-                    (*text).to_string(),
-                )
-            })
-            .collect();
-        let gold = BUILTIN_GOLD
-            .iter()
-            .map(|(file, text)| {
-                (
-                    PathBuf::from(format!("<builtin>/sql/gold/{file}")),
-                    (*text).to_string(),
-                )
-            })
-            .collect();
+        let texts = |layer: &str, files: &[(&str, &str)]| -> Vec<(PathBuf, String)> {
+            files
+                .iter()
+                .map(|(file, text)| {
+                    let path = PathBuf::from(format!("<builtin>/sql/{layer}/{file}"));
+                    (path, (*text).to_string())
+                })
+                .collect()
+        };
+        let (silver, gold) = (texts("silver", BUILTIN_SILVER), texts("gold", BUILTIN_GOLD));
         Models::from_texts(silver, gold)
     }
 
@@ -307,19 +299,15 @@ fn parse_query(file: &Path, text: &str) -> Result<DfStatement, Diagnostic> {
 
 /// `Line: 3, Column: 5` in a sqlparser message.
 fn position_of(message: &str) -> Option<(usize, usize)> {
+    let number = |text: &str| -> Option<usize> {
+        text.split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    };
     let after_line = message.split("Line: ").nth(1)?;
-    let line: usize = after_line
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()?;
     let after_col = after_line.split("Column: ").nth(1)?;
-    let col: usize = after_col
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()?;
-    Some((line, col))
+    Some((number(after_line)?, number(after_col)?))
 }
 
 /// Tables a statement reads (CTE names excluded), as (schema, table) lowercased.

@@ -63,36 +63,16 @@ pub async fn append(
     batches: Vec<RecordBatch>,
     options: &WriteOptions,
 ) -> Result<u64> {
-    write(location, batches, SaveMode::Append, options).await
-}
-
-/// Replaces the table's content with `batches` (one commit), creating it if needed.
-pub async fn overwrite(
-    location: &StorageLocation,
-    batches: Vec<RecordBatch>,
-    options: &WriteOptions,
-) -> Result<u64> {
-    write(location, batches, SaveMode::Overwrite, options).await
-}
-
-async fn write(
-    location: &StorageLocation,
-    batches: Vec<RecordBatch>,
-    mode: SaveMode,
-    options: &WriteOptions,
-) -> Result<u64> {
     let table = open_for_write(location).await?;
     let mut builder = table
         .write(batches)
-        .with_save_mode(mode)
+        .with_save_mode(SaveMode::Append)
         .with_commit_properties(options.commit_properties());
     if !options.partition_columns.is_empty() {
         builder = builder.with_partition_columns(options.partition_columns.clone());
     }
     if options.merge_schema {
         builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Merge);
-    } else if mode == SaveMode::Overwrite {
-        builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
     }
     let table = builder.await?;
     Ok(table.version().unwrap_or(0))
@@ -119,24 +99,13 @@ pub async fn merge(
     batches: Vec<RecordBatch>,
     options: &MergeOptions,
 ) -> Result<u64> {
-    let table = open_for_write(location).await?;
-    if table.version().is_none() {
-        let mut write_options = options.write.clone();
-        write_options.merge_schema = false;
-        let batches = if batches.is_empty() {
-            vec![RecordBatch::new_empty(schema)]
-        } else {
-            batches
-        };
-        return write(location, batches, SaveMode::Append, &write_options).await;
-    }
     let ctx = datafusion::prelude::SessionContext::new();
     let source = if batches.is_empty() {
         ctx.read_batch(RecordBatch::new_empty(schema))?
     } else {
         ctx.read_batches(batches)?
     };
-    merge_into_table(table, location, source, options).await
+    merge_frame(location, source, options).await
 }
 
 /// Quotes an identifier for deltalake's SQL expressions when it is not a plain lowercase name.
@@ -175,7 +144,7 @@ pub enum StreamMode {
 }
 
 /// Writes every batch of `stream` in one commit, creating the table if needed, and returns the
-/// new version. Unlike [`append`] and [`overwrite`], the input is never held in memory as a
+/// new version. Unlike [`append`], the input is never held in memory as a
 /// whole: batches flow from the stream into Parquet files, and the commit (with the options'
 /// application transaction) happens only after the stream ends without error. A stream that
 /// fails, or a process that dies, leaves the table as it was.
@@ -285,7 +254,7 @@ pub async fn merge_frame(
     merge_into_table(table, location, source, options).await
 }
 
-/// The MERGE shared by [`merge`] and [`merge_frame`] once the table exists: match on the keys,
+/// The MERGE of [`merge_frame`] once the table exists: match on the keys,
 /// update every source column, insert new keys, and with `delete_missing` delete the rest. The
 /// source frame is planned in its own session, which deltalake runs the merge in.
 async fn merge_into_table(

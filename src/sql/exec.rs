@@ -802,15 +802,20 @@ mod tests {
         Arc::new(state)
     }
 
-    async fn first_error(sql: &str) -> QueryError {
+    /// `sql` started as query `query_id` over [`state`].
+    async fn started(sql: &str, query_id: u64) -> RowStream {
         let state = state();
         let plan = state.create_logical_plan(sql).await.unwrap();
         let options = StartOptions {
-            query_id: 42,
+            query_id,
             memory_limit: 1 << 30,
             governed_explain: false,
         };
-        let mut stream = start(state, plan, options, None, None);
+        start(state, plan, options, None, None)
+    }
+
+    async fn first_error(sql: &str) -> QueryError {
+        let mut stream = started(sql, 42).await;
         loop {
             match stream.next().await {
                 Some(Ok(_)) => continue,
@@ -840,14 +845,7 @@ mod tests {
     }
 
     async fn answer(sql: &str) -> Vec<datafusion::arrow::record_batch::RecordBatch> {
-        let state = state();
-        let plan = state.create_logical_plan(sql).await.unwrap();
-        let options = StartOptions {
-            query_id: 7,
-            memory_limit: 1 << 30,
-            governed_explain: false,
-        };
-        let mut stream = start(state, plan, options, None, None);
+        let mut stream = started(sql, 7).await;
         let mut batches = Vec::new();
         while let Some(batch) = stream.next().await {
             batches.push(batch.unwrap_or_else(|err| panic!("{sql}: {err}")));

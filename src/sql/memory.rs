@@ -712,31 +712,21 @@ fn byte_lengths(arg: Option<&ColumnarValue>, rows: usize) -> Result<Vec<u64>> {
             vec![len; rows]
         }
         Arg::Array(a) => {
-            let value = |i: usize, len: usize| if a.is_null(i) { 0 } else { len as u64 };
             match a.data_type() {
-                DataType::Utf8 => {
-                    let s = a.as_string::<i32>();
-                    (0..a.len()).map(|i| value(i, s.value(i).len())).collect()
-                }
-                DataType::LargeUtf8 => {
-                    let s = a.as_string::<i64>();
-                    (0..a.len()).map(|i| value(i, s.value(i).len())).collect()
-                }
-                DataType::Utf8View => {
-                    let s = a.as_string_view();
-                    (0..a.len()).map(|i| value(i, s.value(i).len())).collect()
-                }
-                DataType::Binary => {
-                    let s = a.as_binary::<i32>();
-                    (0..a.len()).map(|i| value(i, s.value(i).len())).collect()
-                }
-                DataType::LargeBinary => {
-                    let s = a.as_binary::<i64>();
-                    (0..a.len()).map(|i| value(i, s.value(i).len())).collect()
-                }
-                DataType::BinaryView => {
-                    let s = a.as_binary_view();
-                    (0..a.len()).map(|i| value(i, s.value(i).len())).collect()
+                DataType::Utf8
+                | DataType::LargeUtf8
+                | DataType::Utf8View
+                | DataType::Binary
+                | DataType::LargeBinary
+                | DataType::BinaryView => {
+                    // Bytes per value; NULL takes none.
+                    let lengths = datafusion::arrow::compute::kernels::length::length(a.as_ref())?;
+                    let lengths = datafusion::arrow::compute::cast(&lengths, &DataType::Int64)?;
+                    let lengths = lengths.as_primitive::<Int64Type>();
+                    lengths
+                        .iter()
+                        .map(|l| l.unwrap_or(0).max(0) as u64)
+                        .collect()
                 }
                 // Anything else: its average size per row.
                 _ => {

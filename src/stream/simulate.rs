@@ -645,23 +645,19 @@ impl HttpClient {
         token: &str,
         body: &[u8],
     ) -> Result<HttpResponse> {
+        let head = request_head(host, path, token, body);
         // One retry on a fresh connection: the server may have closed an idle one.
-        match self.try_post(host, path, token, body).await {
+        match self.exchange(head.as_bytes(), body).await {
             Ok(result) => Ok(result),
             Err(_) => {
                 self.connection = None;
-                self.try_post(host, path, token, body).await
+                self.exchange(head.as_bytes(), body).await
             }
         }
     }
 
-    async fn try_post(
-        &mut self,
-        host: &str,
-        path: &str,
-        token: &str,
-        body: &[u8],
-    ) -> Result<HttpResponse> {
+    /// Sends one request (`head`, then `body`) and reads its answer.
+    async fn exchange(&mut self, head: &[u8], body: &[u8]) -> Result<HttpResponse> {
         if self.connection.is_none() {
             let stream = TcpStream::connect(&self.host).await?;
             stream.set_nodelay(true)?;
@@ -670,12 +666,7 @@ impl HttpClient {
         let Some(connection) = self.connection.as_mut() else {
             return Err(Error::Source("no connection".to_string()));
         };
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\
-             Content-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        connection.get_mut().write_all(head.as_bytes()).await?;
+        connection.get_mut().write_all(head).await?;
         // The server may answer (413) and close before reading the whole body: read the answer
         // whatever happened to the write.
         let wrote = connection.get_mut().write_all(body).await;
@@ -693,6 +684,15 @@ impl HttpClient {
             }
         }
     }
+}
+
+/// The head of a POST of `body` to `path` with a bearer token.
+fn request_head(host: &str, path: &str, token: &str, body: &[u8]) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
 }
 
 /// An HTTP answer.
@@ -762,7 +762,7 @@ pub async fn post_once(url: &str, token: &str, body: &[u8]) -> Result<HttpRespon
         parsed.port_or_known_default().unwrap_or(80)
     );
     let mut client = HttpClient::new(&host);
-    client
-        .try_post(&host, "/v1/pharmacy/events", token, body)
-        .await
+    // No retry: a post that may have reached the server is not sent twice.
+    let head = request_head(&host, "/v1/pharmacy/events", token, body);
+    client.exchange(head.as_bytes(), body).await
 }

@@ -429,22 +429,16 @@ mod tests {
         let day = NaiveDate::from_ymd_opt(2024, 1, 10).unwrap();
         let run = |existing: Vec<VisitPatient>| {
             let mut generator = Generator::new(9, existing, 0, 20_000, 30_000, day);
-            let mut patients = Vec::new();
-            loop {
-                let chunk = generator.next_patients();
-                if chunk.is_empty() {
-                    break;
-                }
-                patients.extend(chunk);
-            }
-            let mut visits = Vec::new();
-            loop {
-                let chunk = generator.next_visits();
-                if chunk.is_empty() {
-                    break;
-                }
-                visits.extend(chunk);
-            }
+            let patients: Vec<_> = std::iter::from_fn(|| {
+                Some(generator.next_patients()).filter(|chunk| !chunk.is_empty())
+            })
+            .flatten()
+            .collect();
+            let visits: Vec<_> = std::iter::from_fn(|| {
+                Some(generator.next_visits()).filter(|chunk| !chunk.is_empty())
+            })
+            .flatten()
+            .collect();
             (patients, visits, generator.known_patients)
         };
         let (p1, v1, known) = run(Vec::new());

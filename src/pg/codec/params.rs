@@ -178,34 +178,23 @@ fn decode_binary(bytes: &Bytes, type_oid: u32) -> Result<ScalarValue, QueryError
         )
     };
     let b = bytes.as_ref();
-    let fixed =
-        |n: usize| -> Result<&[u8], QueryError> { if b.len() == n { Ok(b) } else { Err(wrong()) } };
+    // A fixed-width value: exactly N bytes, or the type's binary format was not followed.
+    fn fixed<const N: usize>(b: &[u8]) -> Option<[u8; N]> {
+        b.try_into().ok()
+    }
     Ok(match type_oid {
-        oid::BOOL => ScalarValue::Boolean(Some(fixed(1)?[0] != 0)),
-        oid::INT2 => ScalarValue::Int16(Some(i16::from_be_bytes(
-            fixed(2)?.try_into().map_err(|_| wrong())?,
-        ))),
-        oid::INT4 => ScalarValue::Int32(Some(i32::from_be_bytes(
-            fixed(4)?.try_into().map_err(|_| wrong())?,
-        ))),
-        oid::INT8 => ScalarValue::Int64(Some(i64::from_be_bytes(
-            fixed(8)?.try_into().map_err(|_| wrong())?,
-        ))),
-        oid::OID => ScalarValue::UInt32(Some(u32::from_be_bytes(
-            fixed(4)?.try_into().map_err(|_| wrong())?,
-        ))),
-        oid::FLOAT4 => ScalarValue::Float32(Some(f32::from_be_bytes(
-            fixed(4)?.try_into().map_err(|_| wrong())?,
-        ))),
-        oid::FLOAT8 => ScalarValue::Float64(Some(f64::from_be_bytes(
-            fixed(8)?.try_into().map_err(|_| wrong())?,
-        ))),
+        oid::BOOL => ScalarValue::Boolean(Some(fixed::<1>(b).ok_or_else(wrong)?[0] != 0)),
+        oid::INT2 => ScalarValue::Int16(Some(i16::from_be_bytes(fixed(b).ok_or_else(wrong)?))),
+        oid::INT4 => ScalarValue::Int32(Some(i32::from_be_bytes(fixed(b).ok_or_else(wrong)?))),
+        oid::INT8 => ScalarValue::Int64(Some(i64::from_be_bytes(fixed(b).ok_or_else(wrong)?))),
+        oid::OID => ScalarValue::UInt32(Some(u32::from_be_bytes(fixed(b).ok_or_else(wrong)?))),
+        oid::FLOAT4 => ScalarValue::Float32(Some(f32::from_be_bytes(fixed(b).ok_or_else(wrong)?))),
+        oid::FLOAT8 => ScalarValue::Float64(Some(f64::from_be_bytes(fixed(b).ok_or_else(wrong)?))),
         oid::DATE => ScalarValue::Date32(Some(
-            i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?) + super::PG_EPOCH_DAYS,
+            i32::from_be_bytes(fixed(b).ok_or_else(wrong)?) + super::PG_EPOCH_DAYS,
         )),
         oid::TIMESTAMP | oid::TIMESTAMPTZ => {
-            let micros = i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| wrong())?)
-                + super::PG_EPOCH_MICROS;
+            let micros = i64::from_be_bytes(fixed(b).ok_or_else(wrong)?) + super::PG_EPOCH_MICROS;
             ScalarValue::TimestampMicrosecond(
                 Some(micros),
                 (type_oid == oid::TIMESTAMPTZ).then(|| "UTC".into()),

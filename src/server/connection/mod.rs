@@ -159,6 +159,11 @@ impl Conn {
         let _ = self.flush().await;
     }
 
+    /// Ends the connection before its session starts with a FATAL `code` and `message`.
+    async fn refuse(&mut self, code: &'static str, message: &str) {
+        self.fatal(&QueryError::new(code, message).fatal()).await
+    }
+
     fn error(&mut self, err: &QueryError) {
         let severity = if err.fatal { "FATAL" } else { "ERROR" };
         let mut fields = vec![
@@ -250,12 +255,12 @@ pub(super) async fn serve(
         Ok(Err(_)) => return metrics.connection("closed_during_startup"),
         Err(_) => {
             metrics.connection("authentication_timeout");
-            let err = QueryError::new(
-                code::INVALID_AUTHORIZATION,
-                "canceling authentication due to timeout",
-            )
-            .fatal();
-            return conn.fatal(&err).await;
+            return conn
+                .refuse(
+                    code::INVALID_AUTHORIZATION,
+                    "canceling authentication due to timeout",
+                )
+                .await;
         }
     };
     drop(slot);
@@ -264,12 +269,12 @@ pub(super) async fn serve(
         server.cancels.remove(pid);
         tracing::warn!(%peer, "connection refused: max_connections reached");
         metrics.connection("refused_max_connections");
-        let err = QueryError::new(
-            code::TOO_MANY_CONNECTIONS,
-            "sorry, too many clients already",
-        )
-        .fatal();
-        return conn.fatal(&err).await;
+        return conn
+            .refuse(
+                code::TOO_MANY_CONNECTIONS,
+                "sorry, too many clients already",
+            )
+            .await;
     };
     metrics.connection("accepted");
     welcome(&mut conn, &session);
