@@ -693,6 +693,15 @@ impl Config {
                 "refresh_interval must be at least 100ms",
             ));
         }
+        // A zero period would stop the maintenance task at its first tick (tokio refuses it).
+        if let Some(maintenance) = &spec.maintenance
+            && maintenance.every.0 < Duration::from_secs(1)
+        {
+            diagnostics.push(doc.error_at(
+                &YamlPath::root().key("maintenance").key("every"),
+                "maintenance.every must be at least 1s",
+            ));
+        }
 
         let root = match &spec.lake.root {
             Some(root) => normalize_root(root.as_str(), &base_dir),
@@ -930,6 +939,18 @@ mod tests {
         let err = Config::from_spec(&doc, None, Path::new("/x")).unwrap_err();
         assert!(
             err.to_string().starts_with("l.yaml:2:11: invalid listen"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn maintenance_period_of_zero_is_located() {
+        let text = "maintenance:\n  every: 0s\n";
+        let doc = Document::<ConfigSpec>::parse(Path::new("l.yaml"), text).unwrap();
+        let err = Config::from_spec(&doc, None, Path::new("/x")).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("l.yaml:2:10: maintenance.every must be at least 1s"),
             "{err}"
         );
     }
