@@ -571,8 +571,29 @@ impl ScalarUDFImpl for Capped {
         self.inner.is_strict()
     }
 
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+    fn invoke_with_args(&self, mut args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         self.check(&args)?;
+        if matches!(self.growth, Growth::Pad)
+            && let Some(length) = args.args.get_mut(1)
+        {
+            // DataFusion 55's lpad/rpad size their buffer from the lengths cast to usize, so a
+            // negative length overflows the allocation (found by fuzz/, statements). PostgreSQL
+            // pads to '' for any length <= 0, which 0 also gives.
+            *length = match std::mem::replace(length, ColumnarValue::Scalar(ScalarValue::Null)) {
+                ColumnarValue::Scalar(ScalarValue::Int64(Some(n))) => {
+                    ColumnarValue::Scalar(ScalarValue::Int64(Some(n.max(0))))
+                }
+                ColumnarValue::Array(a) if a.data_type() == &DataType::Int64 => {
+                    let n: datafusion::arrow::array::Int64Array =
+                        datafusion::arrow::compute::kernels::arity::unary(
+                            a.as_primitive::<Int64Type>(),
+                            |n: i64| n.max(0),
+                        );
+                    ColumnarValue::Array(Arc::new(n))
+                }
+                other => other,
+            };
+        }
         self.inner.invoke_with_args(args)
     }
 
@@ -940,6 +961,30 @@ mod tests {
 
     fn scalar(v: ScalarValue) -> ColumnarValue {
         ColumnarValue::Scalar(v)
+    }
+
+    #[tokio::test]
+    async fn negative_pad_lengths_pad_to_nothing() {
+        // Found by fuzz/ (statements): DataFusion's lpad sized its buffer from -1 as usize.
+        let mut state = datafusion::execution::SessionStateBuilder::new()
+            .with_default_features()
+            .build();
+        cap_functions(&mut state).unwrap();
+        let ctx = datafusion::prelude::SessionContext::new_with_state(state);
+        let sql = "select lpad(x, n, '*') l, rpad(x, n) r \
+                   from (values ('ab', -1), ('ab', 0), ('ab', 4)) t(x, n) order by n";
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let column = |i: usize| -> Vec<String> {
+            let array = datafusion::arrow::compute::cast(batches[0].column(i), &DataType::Utf8);
+            let array = array.unwrap();
+            let strings = array.as_string::<i32>();
+            strings
+                .iter()
+                .map(|v| v.unwrap_or("NULL").to_string())
+                .collect()
+        };
+        assert_eq!(column(0), ["", "", "**ab"]);
+        assert_eq!(column(1), ["", "", "ab  "]);
     }
 
     #[test]
